@@ -1,0 +1,39 @@
+"""Identifiers: RFC 9562 UUIDv7 for events, results and buses; the shared UUIDv5 algorithm for handlers.
+
+The handler id must be byte-for-byte the one bubus (Python and TypeScript) computes, so that a handler
+registered in one runtime is recognised by id in a snapshot written by another.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import uuid_utils
+
+__all__ = ["HANDLER_ID_NAMESPACE", "handler_id", "new_id", "normalize_uuid"]
+
+HANDLER_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "bubus-handler")
+
+
+def new_id() -> str:
+    """A new UUIDv7 (millisecond timestamp prefix, RFC 9562), as a lowercase canonical string."""
+    return str(uuid_utils.uuid7())
+
+
+def normalize_uuid(value: str) -> str:
+    """Validate any UUID string and return its canonical lowercase form.
+
+    :raises ValueError: naming the value, if it is not a UUID
+    """
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError, AttributeError):
+        raise ValueError(f"invalid UUID {value!r}") from None
+
+
+def handler_id(
+    *, eventbus_id: str, handler_name: str, handler_file_path: str | None, handler_registered_at: str, event_pattern: str
+) -> str:
+    """The handler id: ``uuid5(NS, "bus_id|name|file_path or 'unknown'|registered_at|pattern")``."""
+    seed = f"{eventbus_id}|{handler_name}|{handler_file_path or 'unknown'}|{handler_registered_at}|{event_pattern}"
+    return str(uuid.uuid5(HANDLER_ID_NAMESPACE, seed))

@@ -1,0 +1,91 @@
+"""Canonical timestamps: ``YYYY-MM-DDTHH:MM:SS.fffffffffZ`` (UTC, 9 fractional digits, 30 characters).
+
+The canonical form sorts lexicographically in time order, which ``find(past=...)`` and the bridges rely on.
+Generated stamps are strictly increasing within the process (ties are bumped by one nanosecond), even across
+threads, because ordering by ``event_created_at`` must agree with emit order.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+__all__ = ["format_ns", "monotonic_datetime", "normalize_timestamp", "now_ns"]
+
+_ANCHOR_NS = time.time_ns() - time.monotonic_ns()
+_lock = threading.Lock()
+_last_ns = 0
+_cached_second = -1
+_cached_prefix = ""
+
+
+def now_ns() -> int:
+    """Nanoseconds since the epoch: wall-clock anchored once, advanced by the monotonic clock, strictly
+    increasing per process."""
+    global _last_ns
+    with _lock:
+        t = _ANCHOR_NS + time.monotonic_ns()
+        if t <= _last_ns:
+            t = _last_ns + 1
+        _last_ns = t
+        return t
+
+
+def format_ns(ns: int) -> str:
+    """Render epoch nanoseconds in the canonical 30-character form."""
+    global _cached_second, _cached_prefix
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    if seconds != _cached_second:
+        tm = time.gmtime(seconds)
+        _cached_prefix = (
+            f"{tm.tm_year:04d}-{tm.tm_mon:02d}-{tm.tm_mday:02d}T{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}."
+        )
+        _cached_second = seconds
+        return f"{_cached_prefix}{fraction:09d}Z"
+    return f"{_cached_prefix}{fraction:09d}Z"
+
+
+_TIMESTAMP_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$"
+)
+
+
+def normalize_timestamp(value: str | datetime) -> str:
+    """Validate a timestamp and return its canonical UTC form.
+
+    Accepts ``YYYY-MM-DDTHH:MM:SS`` with 0-9 fractional digits and ``Z`` or a ``±HH:MM`` offset, or an aware
+    :class:`datetime` (naive ones are taken as UTC). The year must lie in 1991..2499, as upstream requires.
+
+    :raises ValueError: with the offending value in the message
+    """
+    if isinstance(value, datetime):
+        dt = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        dt = dt.astimezone(UTC)
+        fraction = f"{dt.microsecond:06d}000"
+    else:
+        if not isinstance(value, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ValueError(f"timestamp must be a string or datetime, got {value!r}")
+        match = _TIMESTAMP_RE.match(value)
+        if match is None:
+            raise ValueError(f"invalid timestamp {value!r}: expected YYYY-MM-DDTHH:MM:SS[.fffffffff](Z|±HH:MM)")
+        year, month, day, hour, minute, second, digits, zone = match.groups()
+        try:
+            dt = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC)
+        except ValueError as exc:
+            raise ValueError(f"invalid timestamp {value!r}: {exc}") from None
+        if zone != "Z":
+            sign = 1 if zone[0] == "+" else -1
+            dt -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+        fraction = (digits or "").ljust(9, "0")
+    if not 1990 < dt.year < 2500:
+        raise ValueError(f"invalid timestamp {value!r}: year must be between 1991 and 2499")
+    return f"{dt:%Y-%m-%dT%H:%M:%S}.{fraction}Z"
+
+
+def monotonic_datetime(value: str | datetime | None = None) -> str:
+    """Without an argument, a new strictly increasing canonical timestamp; with one, its canonical form."""
+    if value is None:
+        return format_ns(now_ns())
+    return normalize_timestamp(value)
