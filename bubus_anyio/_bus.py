@@ -1,0 +1,770 @@
+"""EventBus: the user-facing object. Lifecycle, registration, emit, find, idle, stop, introspection.
+
+A bus is a task group: ``async with EventBus('App') as bus:`` (or ``await task_group.start(bus.run)``) owns
+every task the bus starts (its runloop, parallel event tasks, the slow-handler monitor). Leaving the block
+waits for queued work to finish; an exception in the body cancels it. No task outlives the block.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import warnings
+from collections.abc import Callable
+from contextvars import copy_context
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+import anyio
+import attrs
+from anyio import TASK_STATUS_IGNORED, CancelScope, CapacityLimiter, WouldBlock
+from anyio.abc import TaskGroup, TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from . import _runtime
+from ._context import current_frame
+from ._errors import BusNotRunningError, QueueFullError
+from ._events import BaseEvent
+from ._handlers import _UNSET, EventHandler, HandlerCallable  # pyright: ignore[reportPrivateUsage]
+from ._history import EventHistory
+from ._ids import new_id, normalize_uuid
+from ._modes import (
+    EVENT_CONCURRENCY_VALUES,
+    HANDLER_COMPLETION_VALUES,
+    HANDLER_CONCURRENCY_VALUES,
+    EventConcurrency,
+    EventHandlerCompletion,
+    EventHandlerConcurrency,
+)
+from ._results import EventResult
+from ._runtime import DeadlockError
+from ._time import format_ns, now_ns
+
+__all__ = ["BusStatistics", "EventBus"]
+
+logger = logging.getLogger("bubus_anyio")
+
+E = TypeVar("E", bound=BaseEvent[Any])
+
+EventPattern = type[BaseEvent[Any]] | str
+
+#: Names of buses that are running now (inside their ``async with``/``run``), for clash detection.
+_running_names: dict[str, EventBus] = {}
+
+
+@attrs.frozen
+class BusStatistics:
+    """A snapshot of a bus's state, for introspection instead of log spam."""
+
+    label: str
+    is_running: bool
+    queued: int
+    in_flight: int
+    history_size: int
+    waiting_finders: int
+    handlers: int
+    limiter_borrowed_tokens: int
+    limiter_waiting: int
+
+
+@attrs.define(eq=False)
+class _FindWaiter:
+    event_type: str
+    matches: Callable[[BaseEvent[Any]], bool]
+    signal: anyio.Event
+    result: BaseEvent[Any] | None = None
+
+
+def _validate_timeout(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a number > 0 or None, got {value!r}")
+    return float(value)
+
+
+def _validate_mode(name: str, value: str, allowed: frozenset[str]) -> Any:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
+    return str(value)
+
+
+def pattern_key(pattern: object) -> str:
+    """The index key for a pattern: an event class's type name, a type string, or ``'*'``."""
+    if isinstance(pattern, str):
+        if not pattern:
+            raise TypeError("event pattern must not be empty (use '*' for every event)")
+        return pattern
+    if isinstance(pattern, type) and issubclass(pattern, BaseEvent):
+        if pattern is BaseEvent:
+            raise TypeError("BaseEvent matches every event: use the pattern '*' for that")
+        return pattern._bubus_event_type  # pyright: ignore[reportPrivateUsage]
+    raise TypeError(f"event pattern must be a BaseEvent subclass, an event type string or '*', got {pattern!r}")
+
+
+class EventBus:
+    """An in-memory async event bus.
+
+    :param name: an identifier (default ``EventBus_<8 chars of id>``); a clash with a running bus warns and
+        gets a suffix
+    :param event_concurrency: ``'bus-serial'`` (one event at a time on this bus), ``'global-serial'`` (one at
+        a time across every bus of this event loop) or ``'parallel'``
+    :param event_handler_concurrency: ``'serial'`` or ``'parallel'`` handlers within one event
+    :param event_handler_completion: ``'all'`` or ``'first'`` (stop at the first non-None result)
+    :param event_timeout: default event and handler timeout in seconds (None: no limit)
+    :param event_slow_timeout: warn about events still running after this many seconds
+    :param event_handler_slow_timeout: warn about handlers still running after this many seconds
+    :param event_handler_detect_file_paths: record ``file:line`` of handlers at registration
+    :param max_history_size: events kept for ``find`` and ``log_tree`` (None: all; 0: only in-flight)
+    :param max_history_drop: when the history is full of unfinished events, drop the oldest (True) or refuse
+        new emits with :class:`HistoryFullError` (False); completed events are always evicted first
+    :param max_pending: bound on events waiting in the queue (``emit`` raises :class:`QueueFullError`,
+        ``await send()`` waits); None is unbounded
+    :param middlewares: objects with optional async hooks ``on_event_change``, ``on_event_result_change``,
+        ``on_bus_handlers_change`` (classes are instantiated once)
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        id: str | None = None,
+        event_concurrency: EventConcurrency = "bus-serial",
+        event_handler_concurrency: EventHandlerConcurrency = "serial",
+        event_handler_completion: EventHandlerCompletion = "all",
+        event_timeout: float | None = 60.0,
+        event_slow_timeout: float | None = 300.0,
+        event_handler_slow_timeout: float | None = 30.0,
+        event_handler_detect_file_paths: bool = True,
+        max_history_size: int | None = 100,
+        max_history_drop: bool = True,
+        max_pending: int | None = None,
+        middlewares: tuple[Any, ...] | list[Any] = (),
+    ) -> None:
+        self.id = normalize_uuid(id) if id is not None else new_id()
+        if name is None:
+            name = f"{type(self).__name__}_{self.id[-8:]}"
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ValueError(f"bus name must be an identifier not starting with '_', got {name!r}")
+        self.name = self._unique_name(name)
+        self.event_concurrency: EventConcurrency = _validate_mode(
+            "event_concurrency", event_concurrency or "bus-serial", EVENT_CONCURRENCY_VALUES
+        )
+        self.event_handler_concurrency: EventHandlerConcurrency = _validate_mode(
+            "event_handler_concurrency", event_handler_concurrency or "serial", HANDLER_CONCURRENCY_VALUES
+        )
+        self.event_handler_completion: EventHandlerCompletion = _validate_mode(
+            "event_handler_completion", event_handler_completion or "all", HANDLER_COMPLETION_VALUES
+        )
+        self.event_timeout = _validate_timeout("event_timeout", event_timeout)
+        self.event_slow_timeout = _validate_timeout("event_slow_timeout", event_slow_timeout)
+        self.event_handler_slow_timeout = _validate_timeout("event_handler_slow_timeout", event_handler_slow_timeout)
+        self.event_handler_detect_file_paths = bool(event_handler_detect_file_paths)
+        if max_history_size is not None and (
+            isinstance(max_history_size, bool) or not isinstance(max_history_size, int) or max_history_size < 0  # pyright: ignore[reportUnnecessaryIsInstance]
+        ):
+            raise ValueError(f"max_history_size must be an int >= 0 or None, got {max_history_size!r}")
+        if max_pending is not None and (
+            isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1  # pyright: ignore[reportUnnecessaryIsInstance]
+        ):
+            raise ValueError(f"max_pending must be an int >= 1 or None, got {max_pending!r}")
+        self.max_pending = max_pending
+        self.middlewares: list[Any] = [m() if isinstance(m, type) else m for m in middlewares]
+
+        self.handlers: dict[str, EventHandler] = {}
+        self._by_pattern: dict[str, tuple[EventHandler, ...]] = {}
+        self._wildcard: tuple[EventHandler, ...] = ()
+        self._forwarders = 0
+        self._history = EventHistory(max_history_size, max_history_drop, owner=self.label)
+
+        send, receive = anyio.create_memory_object_stream[BaseEvent[Any]](math.inf)
+        self._send_stream: MemoryObjectSendStream[BaseEvent[Any]] = send
+        self._receive_stream: MemoryObjectReceiveStream[BaseEvent[Any]] = receive
+        self._queued = 0
+        self._in_flight = 0
+        self._running = False
+        self._closed = False
+        self._loop_thread: int | None = None
+        self._token: Any = None
+        self._cancelled_exc: type[BaseException] = BaseException
+        self._limiter: CapacityLimiter | None = None
+        self._thread_limiter: CapacityLimiter | None = None
+        self._tg: TaskGroup | None = None
+        self._work_tg: TaskGroup | None = None
+        self._serve_scope: CancelScope | None = None
+        self._served: anyio.Event | None = None
+        self._idle: anyio.Event | None = None
+        self._room: anyio.Event | None = None
+        self._find_waiters: list[_FindWaiter] = []
+        self._slow_rows: dict[EventResult[Any], tuple[float, float, BaseEvent[Any]]] | None = None
+        self._monitor_wake: float = math.inf
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def label(self) -> str:
+        """``Name#abcd``: the name and the last four characters of the id (as in ``event_path``)."""
+        return f"{self.name}#{self.id[-4:]}"
+
+    @property
+    def is_running(self) -> bool:
+        """True inside ``async with bus`` / ``bus.run``, until it stops."""
+        return self._running
+
+    @property
+    def event_history(self) -> EventHistory:
+        """The bounded history (a read-only mapping ``event_id -> event``, oldest first)."""
+        return self._history
+
+    @property
+    def max_history_size(self) -> int | None:
+        return self._history.max_history_size
+
+    @property
+    def max_history_drop(self) -> bool:
+        return self._history.max_history_drop
+
+    @property
+    def handlers_by_key(self) -> dict[str, list[str]]:
+        """Handler ids by pattern, in registration order."""
+        keys = {key: [h.id for h in hs] for key, hs in self._by_pattern.items()}
+        if self._wildcard:
+            keys["*"] = [h.id for h in self._wildcard]
+        return keys
+
+    def __str__(self) -> str:
+        icon = "🟢" if self._running else "🔴"
+        return (
+            f"{self.label}{icon}(queue={self._queued} active={self._in_flight} "
+            f"history={len(self._history)} handlers={len(self.handlers)})"
+        )
+
+    def __repr__(self) -> str:
+        return f"<EventBus {self.label} running={self._running}>"
+
+    def _unique_name(self, name: str) -> str:
+        if name in _running_names and _running_names[name] is not self:
+            new_name = f"{name}_{new_id()[-8:]}"
+            warnings.warn(
+                f"EventBus name {name!r} is already used by a running bus; renamed this one to {new_name!r}",
+                UserWarning,
+                stacklevel=3,
+            )
+            return new_name
+        return name
+
+    # ------------------------------------------------------------------ registration
+    def on(
+        self,
+        pattern: EventPattern,
+        handler: HandlerCallable,
+        *,
+        handler_timeout: float | None = _UNSET,
+        handler_slow_timeout: float | None = _UNSET,
+        run_in_thread: bool = False,
+    ) -> EventHandler:
+        """Register ``handler`` (sync or async, any callable) for events matching ``pattern``.
+
+        Handlers of one event run exact-type first, then ``'*'`` ones, each group in registration order.
+
+        :param handler_timeout: this handler's limit, overriding the event's and bus's (None: no
+            handler-level limit; the event's own timeout still caps it)
+        :param handler_slow_timeout: warn when this handler runs longer than this
+        :param run_in_thread: run a sync handler in a worker thread (it may call ``bus.emit``)
+        :return: the registered :class:`EventHandler` (keep it, or its id, for :meth:`off`)
+        """
+        key = pattern_key(pattern)
+        entry = EventHandler.from_callable(
+            handler,
+            event_pattern=key,
+            eventbus_name=self.name,
+            eventbus_id=self.id,
+            detect_handler_file_path=self.event_handler_detect_file_paths,
+            handler_timeout=handler_timeout,
+            handler_slow_timeout=handler_slow_timeout,
+            run_in_thread=run_in_thread,
+        )
+        return self.add_handler(entry)
+
+    def add_handler(self, entry: EventHandler) -> EventHandler:
+        """Register a prepared :class:`EventHandler` (used by :meth:`on` and by snapshot restore)."""
+        key = entry.event_pattern
+        existing = self._wildcard if key == "*" else self._by_pattern.get(key, ())
+        if len(existing) <= 256 and any(h.handler_name == entry.handler_name for h in existing):
+            warnings.warn(
+                f"{self.label}: another handler named {entry.handler_name!r} is already registered for {key!r}",
+                UserWarning,
+                stacklevel=3,
+            )
+        self.handlers[entry.id] = entry
+        if key == "*":
+            self._wildcard = (*self._wildcard, entry)
+        else:
+            self._by_pattern[key] = (*existing, entry)
+        if entry.forwards_to is not None:
+            self._forwarders += 1
+        return entry
+
+    def off(self, pattern: EventPattern, handler: HandlerCallable | EventHandler | str | None = None) -> None:
+        """Remove handlers from ``pattern``: the given callable, handler id or :class:`EventHandler`, or all
+        of them when ``handler`` is omitted. Only that pattern's handlers are touched."""
+        key = pattern_key(pattern)
+        current = self._wildcard if key == "*" else self._by_pattern.get(key, ())
+
+        def removed(entry: EventHandler) -> bool:
+            if handler is None:
+                return True
+            if isinstance(handler, EventHandler):
+                return entry is handler or entry.id == handler.id
+            if isinstance(handler, str):
+                return entry.id == handler
+            return entry.handler is handler or entry.handler == handler
+
+        keep = tuple(h for h in current if not removed(h))
+        for entry in current:
+            if entry not in keep:
+                self.handlers.pop(entry.id, None)
+                if entry.forwards_to is not None:
+                    self._forwarders -= 1
+        if key == "*":
+            self._wildcard = keep
+        elif keep:
+            self._by_pattern[key] = keep
+        else:
+            self._by_pattern.pop(key, None)
+
+    def _handlers_for(self, event: BaseEvent[Any]) -> tuple[EventHandler, ...]:
+        exact = self._by_pattern.get(event.event_type, ())
+        wild = self._wildcard
+        handlers = (exact + wild) if exact and wild else (exact or wild)
+        if self._forwarders:
+            path = event.event_path
+            handlers = tuple(h for h in handlers if h.forwards_to is None or h.forwards_to.label not in path)
+        return handlers
+
+    # ------------------------------------------------------------------ emitting
+    def emit(self, event: E) -> E:
+        """Queue ``event`` (FIFO) and return it at once. Safe to call from a worker thread.
+
+        Inside a handler the event becomes a child of the handler's event. Emitting an event that already
+        visited this bus returns it unchanged (so forwarding cycles end).
+
+        :raises BusNotRunningError: the bus has stopped
+        :raises HistoryFullError: ``max_history_drop=False`` and the history is full of unfinished events
+        :raises QueueFullError: ``max_pending`` events are already waiting
+        """
+        thread = self._loop_thread
+        if thread is not None and thread != threading.get_ident():
+            return anyio.from_thread.run_sync(copy_context().run, self._emit, event, token=self._token)
+        return self._emit(event)
+
+    dispatch = emit
+
+    async def send(self, event: E) -> E:
+        """Like :meth:`emit`, but waits for room when ``max_pending`` events are already queued.
+
+        :raises DeadlockError: called from a handler holding this bus's serial slot while the queue is
+            full (room could never be made)
+        """
+        limit = self.max_pending
+        while limit is not None and self._queued >= limit:
+            frame = current_frame.get()
+            if frame is not None and self._limiter is not None and self._limiter in frame.held:
+                raise DeadlockError(
+                    f"{self.label}: send() from handler {frame.handler.label} of this serial bus while its queue "
+                    f"is full ({self._queued}/{limit}) would never get room"
+                )
+            if self._closed:
+                raise BusNotRunningError(f"{self.label} has stopped")
+            if self._room is None:
+                self._room = anyio.Event()
+            await self._room.wait()
+        return self.emit(event)
+
+    def _emit(self, event: E) -> E:
+        if not isinstance(event, BaseEvent):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise TypeError(f"emit() takes a BaseEvent instance, got {event!r}")
+        if self._closed:
+            raise BusNotRunningError(f"{self.label} has stopped; cannot emit {event.event_label}")
+        label = self.label
+        path = event.event_path
+        if label in path:
+            return event
+        if event.event_status == "completed":
+            path.append(label)
+            event._buses.append(self)  # pyright: ignore[reportPrivateUsage]
+            self._history.make_room()
+            self._history.add(event)
+            return event
+        self._history.make_room()
+        if self.max_pending is not None and self._queued >= self.max_pending:
+            raise QueueFullError(
+                f"{self.label}: {self._queued} events already queued (max_pending={self.max_pending}); "
+                f"cannot emit {event.event_label} (use `await bus.send(event)` to wait for room)"
+            )
+        frame = current_frame.get()
+        if frame is not None and frame.event is not event:
+            parent = frame.event
+            if event.event_parent_id is None:
+                event.event_parent_id = parent.event_id
+            if event.event_emitted_by_handler_id is None:
+                event.event_emitted_by_handler_id = frame.handler.id
+                frame.result.event_children.append(event)
+                if (
+                    event.event_parent_id == parent.event_id
+                    and event._parent is None  # pyright: ignore[reportPrivateUsage]
+                    and parent.event_status != "completed"
+                ):
+                    event._parent = parent  # pyright: ignore[reportPrivateUsage]
+                    parent._open_children += 1  # pyright: ignore[reportPrivateUsage]
+        if event._context is None:  # pyright: ignore[reportPrivateUsage]
+            event._context = copy_context()  # pyright: ignore[reportPrivateUsage]
+        path.append(label)
+        event._buses.append(self)  # pyright: ignore[reportPrivateUsage]
+        event._queued_on.add(self)  # pyright: ignore[reportPrivateUsage]
+        event.event_pending_bus_count += 1
+        self._queued += 1
+        self._send_stream.send_nowait(event)
+        self._history.add(event)
+        if self._find_waiters:
+            self._resolve_finders(event)
+        if event._processed is not None:  # pyright: ignore[reportPrivateUsage]
+            _runtime._notify_progress(event)  # pyright: ignore[reportPrivateUsage]
+        return event
+
+    # ------------------------------------------------------------------ bookkeeping hooks for the runtime
+    def _on_dequeued(self) -> None:
+        self._in_flight += 1
+        room = self._room
+        if room is not None and self.max_pending is not None and self._queued < self.max_pending:
+            self._room = None
+            room.set()
+
+    def _on_finished(self) -> None:
+        self._in_flight -= 1
+        idle = self._idle
+        if idle is not None and self._queued == 0 and self._in_flight == 0:
+            self._idle = None
+            idle.set()
+
+    def _on_event_completed(self, event: BaseEvent[Any]) -> None:
+        self._history.on_completed(event)
+
+    # ------------------------------------------------------------------ finding
+    @overload
+    async def find(
+        self,
+        pattern: type[E],
+        *,
+        where: Callable[[E], bool] | None = None,
+        child_of: BaseEvent[Any] | None = None,
+        past: bool | float = True,
+        future: bool | float = False,
+        **fields: Any,
+    ) -> E | None: ...
+    @overload
+    async def find(
+        self,
+        pattern: str,
+        *,
+        where: Callable[[BaseEvent[Any]], bool] | None = None,
+        child_of: BaseEvent[Any] | None = None,
+        past: bool | float = True,
+        future: bool | float = False,
+        **fields: Any,
+    ) -> BaseEvent[Any] | None: ...
+    async def find(
+        self,
+        pattern: Any,
+        *,
+        where: Callable[[Any], bool] | None = None,
+        child_of: BaseEvent[Any] | None = None,
+        past: bool | float = True,
+        future: bool | float = False,
+        **fields: Any,
+    ) -> Any:
+        """The most recent matching event from history, or the next one emitted.
+
+        :param past: True searches all history, False none, a number only events created in the last N s
+        :param future: False returns at once, True waits for a matching emit, a number waits up to N s
+        :param where: a predicate on the event
+        :param child_of: only descendants of this event
+        :param fields: exact equality on any attribute (``event_status='completed'``, payload fields...)
+        :return: the event, or None (nothing matched in time, or the bus stopped)
+        """
+        key = pattern_key(pattern)
+        if past is False and future is False:
+            return None
+
+        def matches(event: BaseEvent[Any]) -> bool:
+            if key != "*" and event.event_type != key:
+                return False
+            for name, value in fields.items():
+                if getattr(event, name, _MISSING) != value:
+                    return False
+            if child_of is not None and not self.event_is_child_of(event, child_of):
+                return False
+            return where is None or bool(where(event))
+
+        if past is not False:
+            cutoff = None if past is True else format_ns(now_ns() - int(float(past) * 1e9))
+            for event in self._history.newest_first(None if key == "*" else key):
+                if cutoff is not None and event.event_created_at < cutoff:
+                    continue
+                if matches(event):
+                    return event
+        if future is False or self._closed:
+            return None
+        waiter = _FindWaiter(key, matches, anyio.Event())
+        self._find_waiters.append(waiter)
+        try:
+            with anyio.move_on_after(None if future is True else float(future)):
+                await waiter.signal.wait()
+        finally:
+            if waiter in self._find_waiters:
+                self._find_waiters.remove(waiter)
+        return waiter.result
+
+    def _resolve_finders(self, event: BaseEvent[Any]) -> None:
+        for waiter in list(self._find_waiters):
+            if waiter.result is None and waiter.matches(event):
+                waiter.result = event
+                self._find_waiters.remove(waiter)
+                waiter.signal.set()
+
+    def event_is_child_of(self, event: BaseEvent[Any], ancestor: BaseEvent[Any]) -> bool:
+        """True when ``ancestor`` is a parent, grandparent... of ``event`` (an event is not its own child)."""
+        target = ancestor.event_id
+        seen: set[str] = set()
+        current: BaseEvent[Any] | None = event
+        while current is not None:
+            parent_id = current.event_parent_id
+            if parent_id is None or parent_id in seen:
+                return False
+            if parent_id == target:
+                return True
+            seen.add(parent_id)
+            parent = current._parent  # pyright: ignore[reportPrivateUsage]
+            current = parent if parent is not None and parent.event_id == parent_id else self._lookup(parent_id)
+        return False
+
+    def event_is_parent_of(self, event: BaseEvent[Any], descendant: BaseEvent[Any]) -> bool:
+        """True when ``event`` is an ancestor of ``descendant``."""
+        return self.event_is_child_of(descendant, event)
+
+    def _lookup(self, event_id: str) -> BaseEvent[Any] | None:
+        found = self._history.get(event_id)
+        if found is not None:
+            return found
+        for bus in list(_running_names.values()):
+            found = bus._history.get(event_id)
+            if found is not None:
+                return found
+        return None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> EventBus:
+        if self._running or self._closed:
+            raise RuntimeError(f"{self.label} is already running or has stopped; a bus runs once")
+        self._served = anyio.Event()
+        tg = self._tg = anyio.create_task_group()
+        await tg.__aenter__()
+        try:
+            await tg.start(self._serve)
+        except BaseException as exc:
+            await tg.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        tg = self._tg
+        assert tg is not None
+        try:
+            if exc_type is None and self._running:
+                await self.wait_until_idle()
+        finally:
+            if self._serve_scope is not None:
+                self._serve_scope.cancel()
+        return await tg.__aexit__(exc_type, exc, tb)
+
+    async def run(self, *, task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
+        """Run the bus inside a task group you own: ``await task_group.start(bus.run)``.
+
+        Returns after :meth:`stop`; cancelling the task group aborts the bus.
+        """
+        async with self:
+            task_status.started()
+            assert self._served is not None
+            await self._served.wait()
+
+    async def _serve(self, *, task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
+        if self.name in _running_names and _running_names[self.name] is not self:
+            self.name = self._unique_name(self.name)
+        _running_names[self.name] = self
+        self._running = True
+        self._loop_thread = threading.get_ident()
+        self._token = anyio.lowlevel.current_token()
+        self._cancelled_exc = anyio.get_cancelled_exc_class()
+        self._limiter = CapacityLimiter(1)
+        self._thread_limiter = CapacityLimiter(40)
+        if self.event_handler_slow_timeout is not None or self.event_slow_timeout is not None:
+            self._slow_rows = {}
+        try:
+            with CancelScope() as scope:
+                self._serve_scope = scope
+                async with anyio.create_task_group() as work_tg:
+                    self._work_tg = work_tg
+                    if self._slow_rows is not None:
+                        work_tg.start_soon(self._monitor_slow_handlers)
+                    task_status.started()
+                    await _runtime.run_loop(self)
+        finally:
+            self._shut_down()
+
+    def _shut_down(self) -> None:
+        """Synchronous cleanup once the bus's tasks are gone: release queued events (cancelled rows, so
+        their awaiters wake), resolve finders with None, free the name."""
+        self._running = False
+        self._closed = True
+        self._loop_thread = None
+        if _running_names.get(self.name) is self:
+            del _running_names[self.name]
+        reason = f"the bus {self.label} stopped before processing it"
+        while True:
+            try:
+                event = self._receive_stream.receive_nowait()
+            except (WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                break
+            _runtime.drop_queued(self, event, reason)
+        self._send_stream.close()
+        self._receive_stream.close()
+        for waiter in self._find_waiters:
+            waiter.signal.set()
+        self._find_waiters.clear()
+        for signal in (self._idle, self._room):
+            if signal is not None:
+                signal.set()
+        self._idle = self._room = None
+        if self._served is not None:
+            self._served.set()
+
+    async def stop(self, timeout: float | None = None, clear: bool = False) -> None:
+        """Stop the bus. With ``timeout``, first wait up to that long for it to become idle.
+
+        Handlers still running are aborted (rows say :class:`EventHandlerAbortedError`), queued events get
+        :class:`EventHandlerCancelledError` rows and complete, pending ``find`` calls return None. A stopped
+        bus cannot run again; ``emit`` raises :class:`BusNotRunningError`.
+
+        :param clear: also forget history and handlers
+        """
+        if self._running:
+            frame = current_frame.get()
+            inside = frame is not None and frame.bus is self
+            if timeout is not None and timeout > 0 and not inside:
+                await self.wait_until_idle(timeout)
+            if self._serve_scope is not None:
+                self._serve_scope.cancel()
+            if not inside and self._served is not None:
+                await self._served.wait()
+        else:
+            for waiter in self._find_waiters:
+                waiter.signal.set()
+            self._find_waiters.clear()
+        if clear:
+            self._history.clear()
+            self.handlers.clear()
+            self._by_pattern.clear()
+            self._wildcard = ()
+            self._forwarders = 0
+
+    async def wait_until_idle(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is queued or running on this bus.
+
+        :return: True when idle, False if ``timeout`` seconds passed first
+        :raises DeadlockError: called from a handler of this bus (it could never be idle)
+        """
+        frame = current_frame.get()
+        if frame is not None and frame.bus is self:
+            raise DeadlockError(f"wait_until_idle() from handler {frame.handler.label} of {self.label} never returns")
+        with anyio.move_on_after(timeout):
+            while self._queued or self._in_flight:
+                if self._idle is None:
+                    self._idle = anyio.Event()
+                await self._idle.wait()
+            return True
+        logger.warning("%s: not idle after %ss (queued=%d, running=%d)", self.label, timeout, self._queued, self._in_flight)
+        return False
+
+    # ------------------------------------------------------------------ slow-handler monitor
+    def _watch_row(self, row: EventResult[Any], event: BaseEvent[Any]) -> None:
+        handler = row.handler
+        if handler.handler_slow_timeout_is_set:
+            threshold = handler.handler_slow_timeout
+        elif event.event_handler_slow_timeout is not None:
+            threshold = event.event_handler_slow_timeout
+        elif event.event_slow_timeout is not None:
+            threshold = event.event_slow_timeout
+        else:
+            threshold = self.event_handler_slow_timeout
+        if threshold is None or (row.timeout is not None and row.timeout <= threshold):
+            return
+        rows = self._slow_rows
+        assert rows is not None
+        rows[row] = (anyio.current_time(), threshold, event)
+        if threshold < self._monitor_wake:
+            self._monitor_wake = threshold
+
+    def _unwatch_row(self, row: EventResult[Any]) -> None:
+        rows = self._slow_rows
+        if rows:
+            rows.pop(row, None)
+
+    async def _monitor_slow_handlers(self) -> None:
+        """One task per bus warns about handlers running longer than their slow threshold (never cancels)."""
+        warned: set[EventResult[Any]] = set()
+        rows = self._slow_rows
+        assert rows is not None
+        while True:
+            await anyio.sleep(min(1.0, max(0.005, self._monitor_wake / 4)))
+            now = anyio.current_time()
+            for row, (started, threshold, event) in list(rows.items()):
+                if row not in warned and now - started >= threshold:
+                    warned.add(row)
+                    logger.warning(
+                        "⚠️ Slow event handler: %s.on(%s, %s) still running after %.1fs",
+                        self.label,
+                        event.event_label,
+                        row.handler.label,
+                        now - started,
+                    )
+            warned.intersection_update(rows)
+
+    # ------------------------------------------------------------------ introspection
+    def statistics(self) -> BusStatistics:
+        limiter = self._limiter
+        lstats = limiter.statistics() if limiter is not None else None
+        return BusStatistics(
+            label=self.label,
+            is_running=self._running,
+            queued=self._queued,
+            in_flight=self._in_flight,
+            history_size=len(self._history),
+            waiting_finders=len(self._find_waiters),
+            handlers=len(self.handlers),
+            limiter_borrowed_tokens=lstats.borrowed_tokens if lstats is not None else 0,
+            limiter_waiting=lstats.tasks_waiting if lstats is not None else 0,
+        )
+
+    def log_tree(self) -> str:
+        """The event history as a tree: events, the handler rows under them, children under the handler that
+        emitted them. Also logged at DEBUG on ``bubus_anyio``."""
+        from ._tree import render_tree
+
+        text = render_tree(self)
+        logger.debug("%s", text)
+        return text
+
+
+_MISSING = object()

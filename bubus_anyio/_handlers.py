@@ -1,0 +1,191 @@
+"""EventHandler: a registered callable plus the metadata that identifies it across runtimes.
+
+The id is derived (uuid5 over bus id, name, file path, registration time and pattern) exactly as bubus does,
+so snapshots written by another runtime name the same handler. How the callable is invoked is decided once,
+here, at registration: the hot path only reads the precomputed ``is_async`` flag.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ._ids import handler_id as compute_handler_id
+from ._time import monotonic_datetime
+
+if TYPE_CHECKING:
+    from ._bus import EventBus
+
+__all__ = ["EventHandler", "HandlerCallable"]
+
+HandlerCallable = Callable[[Any], Any]
+
+_HOME = os.path.expanduser("~")
+
+
+def _abbreviate(path: str) -> str:
+    return "~" + path[len(_HOME) :] if _HOME and _HOME != "/" and path.startswith(_HOME) else path
+
+
+def _unwrap(fn: Any) -> Any:
+    """The plain function behind bound methods, partials and callable objects."""
+    while True:
+        if isinstance(fn, functools.partial):
+            fn = fn.func  # pyright: ignore[reportUnknownMemberType]
+        elif inspect.ismethod(fn):
+            fn = fn.__func__
+        elif isinstance(fn, (staticmethod, classmethod)):
+            fn = fn.__func__  # pyright: ignore[reportUnknownMemberType]
+        elif not inspect.isfunction(fn) and not inspect.isbuiltin(fn) and callable(fn):
+            call = getattr(type(fn), "__call__", None)  # noqa: B004
+            if call is None or call is fn:
+                return fn
+            fn = call
+        else:
+            return fn
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_path_of(code: Any) -> str | None:
+    try:
+        return f"{_abbreviate(code.co_filename)}:{code.co_firstlineno}"
+    except AttributeError:
+        return None
+
+
+def describe_callable(fn: Any, *, detect_file_path: bool = True) -> tuple[str, str | None]:
+    """``(handler_name, handler_file_path)`` as bubus derives them: ``Class.method`` for bound methods,
+    ``module.function`` for functions, ``~/path/file.py:LINE`` for the file."""
+    target = fn.func if isinstance(fn, functools.partial) else fn  # pyright: ignore[reportUnknownMemberType]
+    if inspect.ismethod(target):
+        owner = target.__self__
+        owner_name = owner.__name__ if isinstance(owner, type) else type(owner).__name__
+        name = f"{owner_name}.{target.__func__.__name__}"
+    elif inspect.isfunction(target) or inspect.isbuiltin(target):
+        name = f"{getattr(target, '__module__', None) or 'builtins'}.{target.__name__}"
+    elif callable(target):
+        cls = type(target)  # pyright: ignore[reportUnknownVariableType]
+        name = f"{cls.__module__}.{cls.__qualname__}"  # pyright: ignore[reportUnknownMemberType]
+    else:
+        name = "anonymous"
+    path = None
+    if detect_file_path:
+        code = getattr(_unwrap(fn), "__code__", None)
+        path = _file_path_of(code) if code is not None else None
+    return name, path
+
+
+def is_async_callable(fn: Any) -> bool:
+    """True when calling ``fn`` returns a coroutine (async functions, async methods, partials of them and
+    objects whose ``__call__`` is async)."""
+    if inspect.iscoroutinefunction(fn):
+        return True
+    inner = _unwrap(fn)
+    return inspect.iscoroutinefunction(inner)
+
+
+_UNSET: Any = object()
+
+
+@attrs.define(eq=False, slots=True, weakref_slot=True)
+class EventHandler:
+    """A callable registered on a bus for a pattern, with its serialisable metadata.
+
+    ``handler_timeout``/``handler_slow_timeout`` override the event and bus defaults for this handler; an
+    explicit ``None`` is meaningful (no handler-level limit), unlike leaving them unset
+    (:attr:`handler_timeout_is_set` tells which).
+    """
+
+    id: str
+    handler: HandlerCallable | None = attrs.field(repr=False)
+    handler_name: str = "anonymous"
+    handler_file_path: str | None = None
+    handler_timeout: float | None = None
+    handler_slow_timeout: float | None = None
+    handler_registered_at: str = attrs.field(factory=monotonic_datetime)
+    event_pattern: str = "*"
+    eventbus_name: str = "EventBus"
+    eventbus_id: str = ""
+    run_in_thread: bool = False
+    handler_timeout_is_set: bool = attrs.field(default=False, repr=False)
+    handler_slow_timeout_is_set: bool = attrs.field(default=False, repr=False)
+    is_async: bool = attrs.field(default=False, repr=False)
+    #: The bus this handler forwards to, when the handler is a bus's bound ``emit``/``dispatch``.
+    forwards_to: EventBus | None = attrs.field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        """``name#abcd``: the name and the last four characters of the id."""
+        return f"{self.handler_name}#{self.id[-4:]}"
+
+    @property
+    def eventbus_label(self) -> str:
+        return f"{self.eventbus_name}#{self.eventbus_id[-4:]}"
+
+    def __str__(self) -> str:
+        if self.handler_file_path:
+            return f"{self.handler_name}() @ {self.handler_file_path}"
+        return f"{self.label}()"
+
+    @classmethod
+    def from_callable(
+        cls,
+        handler: HandlerCallable,
+        *,
+        event_pattern: str,
+        eventbus_name: str,
+        eventbus_id: str,
+        detect_handler_file_path: bool = True,
+        handler_timeout: float | None = _UNSET,
+        handler_slow_timeout: float | None = _UNSET,
+        run_in_thread: bool = False,
+        id: str | None = None,
+        handler_name: str | None = None,
+    ) -> EventHandler:
+        """Build the entry for ``handler``, deriving its name, file path and id the way bubus does."""
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, got {handler!r}")
+        name, path = describe_callable(handler, detect_file_path=detect_handler_file_path)
+        if handler_name is not None:
+            name = handler_name
+        registered_at = monotonic_datetime()
+        is_async = is_async_callable(handler)
+        if run_in_thread and is_async:
+            raise TypeError(f"run_in_thread=True needs a sync handler, and {name} is async")
+        from ._bus import EventBus
+
+        owner = getattr(handler, "__self__", None)
+        forwards_to = (
+            owner
+            if isinstance(owner, EventBus) and getattr(handler, "__name__", "") in {"emit", "dispatch"}
+            else None
+        )
+        return cls(
+            id=id
+            or compute_handler_id(
+                eventbus_id=eventbus_id,
+                handler_name=name,
+                handler_file_path=path,
+                handler_registered_at=registered_at,
+                event_pattern=event_pattern,
+            ),
+            handler=handler,
+            handler_name=name,
+            handler_file_path=path,
+            handler_timeout=None if handler_timeout is _UNSET else handler_timeout,
+            handler_slow_timeout=None if handler_slow_timeout is _UNSET else handler_slow_timeout,
+            handler_registered_at=registered_at,
+            event_pattern=event_pattern,
+            eventbus_name=eventbus_name,
+            eventbus_id=eventbus_id,
+            run_in_thread=run_in_thread,
+            handler_timeout_is_set=handler_timeout is not _UNSET,
+            handler_slow_timeout_is_set=handler_slow_timeout is not _UNSET,
+            is_async=is_async,
+            forwards_to=forwards_to,
+        )

@@ -1,0 +1,621 @@
+"""The engine: claiming queued events, processing them on a bus, running handlers, completing events.
+
+Hot path (per event, serial modes): the runloop receives the event, takes the event limiter without a
+checkpoint when it is free, claims the event, creates one row per handler, calls each handler inside the
+event's captured context (sync handlers directly, async ones through a tiny trampoline, so no task is
+spawned), records the result and completes the event. Everything that records an outcome is synchronous,
+so level cancellation (trio semantics) never interrupts bookkeeping halfway.
+
+Queue-jumping: ``await child`` inside a handler processes the child *now*, in the handler's task, on every
+bus that still holds an unclaimed copy. Each event keeps the set of buses holding such a copy
+(``_queued_on``); claiming removes the bus from it, so the runloop that later receives the copy from its
+stream skips it. Limiters already held by the chain of handlers above (``HandlerFrame.held``) are not taken
+again, which is what keeps ``bus-serial`` and ``global-serial`` free of deadlocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import types
+from collections.abc import Callable, Generator, Iterable
+from contextvars import Context, copy_context
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio import CancelScope, CapacityLimiter, WouldBlock
+from anyio.lowlevel import RunVar
+
+from ._context import HandlerFrame, current_frame
+from ._errors import (
+    BusNotRunningError,
+    EventBusError,
+    EventHandlerAbortedError,
+    EventHandlerCancelledError,
+    EventHandlerResultSchemaError,
+    EventHandlerTimeoutError,
+)
+from ._events import BaseEvent
+from ._results import EventResult
+from ._time import monotonic_datetime
+from ._validation import describe_mismatch, type_repr
+
+if TYPE_CHECKING:
+    from ._bus import EventBus
+    from ._handlers import EventHandler
+
+__all__ = ["DeadlockError", "run_loop", "wait_completed", "wait_now", "wait_for_results"]
+
+logger = logging.getLogger("bubus_anyio")
+
+_global_serial_limiter: RunVar[CapacityLimiter] = RunVar("bubus_anyio_global_serial_limiter")
+
+
+class DeadlockError(EventBusError, RuntimeError):
+    """Waiting for this event from here could never finish (for example ``event_completed()`` inside a
+    handler, on a child queued behind that handler on a serial bus). Use ``await child`` instead."""
+
+
+def global_serial_limiter() -> CapacityLimiter:
+    """The one limiter that ``global-serial`` events share, per event-loop run."""
+    try:
+        return _global_serial_limiter.get()
+    except LookupError:
+        limiter = CapacityLimiter(1)
+        _global_serial_limiter.set(limiter)
+        return limiter
+
+
+class EventRun:
+    """One processing of one event on one bus: its cancel scope and why it was cancelled, if it was."""
+
+    __slots__ = ("bus", "cancel_reason", "deadline", "event", "first", "parallel", "parent_frame", "rows", "scope", "stopped", "timeout")
+
+    def __init__(
+        self, bus: EventBus, event: BaseEvent[Any], timeout: float | None, parent_frame: HandlerFrame | None
+    ) -> None:
+        self.bus = bus
+        self.event = event
+        self.timeout = timeout
+        self.deadline = math.inf if timeout is None else anyio.current_time() + timeout
+        self.scope = CancelScope(deadline=self.deadline)
+        self.cancel_reason: str | None = None
+        self.parent_frame = parent_frame
+        self.first = False
+        self.parallel = False
+        self.stopped = False
+        self.rows: list[EventResult[Any]] = []
+
+
+# ---------------------------------------------------------------------------------------- calling handlers
+@types.coroutine
+def _drive(ctx: Context, coro: Any) -> Generator[Any, Any, Any]:
+    """Run ``coro`` to completion with every step inside ``ctx``: the handler sees the emit-time context
+    although it runs in the runloop's task. A handler that never suspends costs one ``ctx.run`` call."""
+    run = ctx.run
+    send = coro.send
+    try:
+        yielded = run(send, None)
+    except StopIteration as stop:
+        return stop.value
+    try:
+        while True:
+            try:
+                value = yield yielded
+            except BaseException as exc:
+                try:
+                    yielded = run(coro.throw, exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    yielded = run(send, value)
+                except StopIteration as stop:
+                    return stop.value
+    finally:
+        coro.close()
+
+
+def _enter(frame: HandlerFrame, fn: Callable[[Any], Any], event: BaseEvent[Any]) -> Any:
+    current_frame.set(frame)
+    return fn(event)
+
+
+async def _await_value(value: Any) -> Any:
+    return await value
+
+
+async def _call(frame: HandlerFrame, ctx: Context) -> Any:
+    handler = frame.handler
+    fn = handler.handler
+    if fn is None:
+        raise EventBusError(f"handler {handler.label} has no callable attached (restored from a snapshot?)")
+    if handler.is_async:
+        return await _drive(ctx, ctx.run(_enter, frame, fn, frame.event))
+    if handler.run_in_thread:
+        return await anyio.to_thread.run_sync(
+            ctx.run, _enter, frame, fn, frame.event, abandon_on_cancel=True, limiter=frame.bus._thread_limiter
+        )
+    value = ctx.run(_enter, frame, fn, frame.event)
+    if hasattr(value, "__await__") and not isinstance(value, BaseEvent):
+        return await _drive(ctx, _await_value(value))
+    return value
+
+
+def effective_handler_timeout(handler: EventHandler, event: BaseEvent[Any], bus: EventBus) -> float | None:
+    """min(handler level, event level) over the non-None ones (reference §2.6)."""
+    if handler.handler_timeout_is_set:
+        handler_level = handler.handler_timeout
+    elif event.event_handler_timeout is not None:
+        handler_level = event.event_handler_timeout
+    else:
+        handler_level = bus.event_timeout
+    event_level = event.event_timeout if event.event_timeout is not None else bus.event_timeout
+    if handler_level is None:
+        return event_level
+    if event_level is None:
+        return handler_level
+    return handler_level if handler_level < event_level else event_level
+
+
+def schema_error(event: BaseEvent[Any], row: EventResult[Any], value: Any) -> EventHandlerResultSchemaError:
+    expected = event.event_result_type
+    if isinstance(expected, dict):
+        detail = "value does not match the event's JSON Schema"
+        readable = "JSON Schema"
+    else:
+        readable = type_repr(expected)
+        detail = describe_mismatch(expected, value)
+    return EventHandlerResultSchemaError(
+        f"Event handler {row.handler.label}({event.event_label}) returned {value!r:.200}, "
+        f"expected {readable} ({detail})",
+        raw_value=value,
+        expected_schema=expected,
+        event=event,
+        handler=row.handler,
+        event_result=row,
+    )
+
+
+def _abort_reason(run: EventRun) -> str:
+    """Name the scope whose cancellation reached a running handler."""
+    while True:
+        if run.cancel_reason is not None:
+            return run.cancel_reason
+        if run.scope.cancel_called:
+            return f"the event {run.event.event_label} timed out after {run.timeout}s on {run.bus.label}"
+        frame = run.parent_frame
+        if frame is None:
+            return f"the bus {run.bus.label} was cancelled while it ran"
+        row = frame.result
+        scope = row._cancel_scope  # pyright: ignore[reportPrivateUsage]
+        if scope is not None and scope.cancel_called:
+            return row._abort_reason or (  # pyright: ignore[reportPrivateUsage]
+                f"its parent handler {frame.handler.label}({frame.event.event_label}) timed out after {row.timeout}s"
+            )
+        run = frame.run
+
+
+async def run_handler(
+    bus: EventBus, event: BaseEvent[Any], row: EventResult[Any], run: EventRun, held: frozenset[CapacityLimiter]
+) -> None:
+    """Run one handler for one event and record what happened on its row. Never raises, except the
+    backend's cancellation (recorded as an abort first, then re-raised)."""
+    handler = row.handler
+    timeout = effective_handler_timeout(handler, event, bus)
+    row.timeout = timeout
+    row.mark_started()
+    frame = HandlerFrame(event, handler, bus, row, held, run)
+    captured = event._context  # pyright: ignore[reportPrivateUsage]
+    ctx = captured.copy() if captured is not None else copy_context()
+    deadline = math.inf if timeout is None else anyio.current_time() + timeout
+    scope: CancelScope | None = None
+    if deadline < run.deadline or (run.first and run.parallel):
+        scope = CancelScope(deadline=deadline)
+    row._cancel_scope = scope  # pyright: ignore[reportPrivateUsage]
+    monitored = bus._slow_rows is not None  # pyright: ignore[reportPrivateUsage]
+    if monitored:
+        bus._watch_row(row, event)  # pyright: ignore[reportPrivateUsage]
+    try:
+        if scope is None:
+            value = await _call(frame, ctx)
+        else:
+            value = None
+            with scope:
+                value = await _call(frame, ctx)
+            if scope.cancelled_caught:
+                reason = row._abort_reason  # pyright: ignore[reportPrivateUsage]
+                if reason is not None:
+                    row.mark_error(_aborted(event, row, reason, None))
+                else:
+                    children = row.event_children
+                    extra = f" and interrupted any processing of {len(children)} child events" if children else ""
+                    row.mark_error(
+                        EventHandlerTimeoutError(
+                            f"Event handler {handler.label}({event.event_label}) timed out after {timeout}s{extra}",
+                            event=event,
+                            handler=handler,
+                            event_result=row,
+                            timeout=timeout,
+                        )
+                    )
+                    cancel_descendants(
+                        children, f"its parent handler {handler.label}({event.event_label}) timed out after {timeout}s"
+                    )
+                return
+    except bus._cancelled_exc:  # pyright: ignore[reportPrivateUsage]
+        if not row.is_finished:
+            reason = _abort_reason(run)
+            row.mark_error(_aborted(event, row, reason, run.timeout))
+            cancel_descendants(row.event_children, f"its parent handler {handler.label} was aborted: {reason}")
+        raise
+    except Exception as exc:
+        if isinstance(exc, TimeoutError) and not isinstance(exc, EventHandlerTimeoutError):
+            error: BaseException = EventHandlerTimeoutError(
+                f"Event handler {handler.label}({event.event_label}) timed out: {exc}",
+                event=event,
+                handler=handler,
+                event_result=row,
+                timeout=getattr(exc, "timeout", timeout),
+            )
+            error.__cause__ = exc
+        else:
+            error = exc
+        row.mark_error(error)
+        logger.error(
+            "❌ %s handler %s(%s) raised %s: %s",
+            bus.label,
+            handler.label,
+            event.event_label,
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+        return
+    finally:
+        row._cancel_scope = None  # pyright: ignore[reportPrivateUsage]
+        if monitored:
+            bus._unwatch_row(row)  # pyright: ignore[reportPrivateUsage]
+    record_value(event, row, value, run)
+
+
+def _aborted(event: BaseEvent[Any], row: EventResult[Any], reason: str, timeout: float | None) -> EventHandlerAbortedError:
+    return EventHandlerAbortedError(
+        f"Event handler {row.handler.label}({event.event_label}) was interrupted because {reason}",
+        event=event,
+        handler=row.handler,
+        event_result=row,
+        timeout=timeout,
+    )
+
+
+def record_value(event: BaseEvent[Any], row: EventResult[Any], value: Any, run: EventRun) -> None:
+    if value is None or isinstance(value, BaseEvent):
+        row.mark_completed(value)
+        return
+    if isinstance(value, BaseException):
+        logger.warning("%s returned an exception instead of raising it; recorded as an error", row.handler.label)
+        row.mark_error(value)
+        return
+    check = event._result_check  # pyright: ignore[reportPrivateUsage]
+    if check is not None and not check(value):
+        row.mark_error(schema_error(event, row, value))
+        return
+    row.mark_completed(value)
+    if run.first and not run.stopped:
+        run.stopped = True
+        for other in run.rows:
+            if other is not row and other.status == "started":
+                other_scope = other._cancel_scope  # pyright: ignore[reportPrivateUsage]
+                if other_scope is not None:
+                    other._abort_reason = "first() resolved"  # pyright: ignore[reportPrivateUsage]
+                    other_scope.cancel()
+                cancel_descendants(other.event_children, "first() resolved")
+
+
+# ---------------------------------------------------------------------------------------- processing
+def claim(bus: EventBus, event: BaseEvent[Any]) -> None:
+    """Take ``event`` out of ``bus``'s queue (logically: its copy in the stream will be skipped)."""
+    event._queued_on.discard(bus)  # pyright: ignore[reportPrivateUsage]
+    bus._queued -= 1  # pyright: ignore[reportPrivateUsage]
+    bus._on_dequeued()  # pyright: ignore[reportPrivateUsage]
+
+
+def create_rows(bus: EventBus, event: BaseEvent[Any]) -> list[EventResult[Any]]:
+    """One row per handler that should still run here (existing finished rows are never re-run)."""
+    results = event.event_results
+    rows: list[EventResult[Any]] = []
+    for handler in bus._handlers_for(event):  # pyright: ignore[reportPrivateUsage]
+        row = results.get(handler.id)
+        if row is None:
+            row = EventResult(event_id=event.event_id, handler=handler)
+            results[handler.id] = row
+        elif row.status != "pending":
+            continue
+        rows.append(row)
+    return rows
+
+
+async def process(
+    bus: EventBus, event: BaseEvent[Any], held: frozenset[CapacityLimiter], parent_frame: HandlerFrame | None
+) -> None:
+    """Process a claimed event on ``bus``: run its handlers under the event's policy and timeout."""
+    timeout = event.event_timeout if event.event_timeout is not None else bus.event_timeout
+    run = EventRun(bus, event, timeout, parent_frame)
+    runs = event._runs  # pyright: ignore[reportPrivateUsage]
+    runs.append(run)
+    rows = run.rows = create_rows(bus, event)
+    run.first = (event.event_handler_completion or bus.event_handler_completion) == "first"
+    if event.event_status == "pending":
+        event.event_status = "started"
+        event.event_started_at = monotonic_datetime()
+    try:
+        if rows:
+            run.parallel = (event.event_handler_concurrency or bus.event_handler_concurrency) == "parallel"
+            with run.scope:
+                if run.parallel and len(rows) > 1:
+                    async with anyio.create_task_group() as tg:
+                        for row in rows:
+                            tg.start_soon(run_handler, bus, event, row, run, held)
+                else:
+                    for row in rows:
+                        if run.stopped:
+                            break
+                        await run_handler(bus, event, row, run, held)
+            if run.stopped or run.scope.cancelled_caught:
+                _cancel_pending_rows(event, rows, _stop_reason(run))
+                if run.scope.cancelled_caught and run.cancel_reason is None:
+                    cancel_descendants(
+                        [c for row in rows for c in row.event_children],
+                        f"its parent event {event.event_label} timed out after {timeout}s",
+                    )
+    except BaseException:
+        _cancel_pending_rows(event, rows, _abort_reason(run))
+        raise
+    finally:
+        runs.remove(run)
+        finish_on_bus(bus, event)
+
+
+def _stop_reason(run: EventRun) -> str:
+    if run.stopped and run.cancel_reason is None and not run.scope.cancel_called:
+        return "first() resolved"
+    return _abort_reason(run)
+
+
+def _cancel_pending_rows(event: BaseEvent[Any], rows: Iterable[EventResult[Any]], reason: str) -> None:
+    for row in rows:
+        if row.status == "pending":
+            row.mark_error(
+                EventHandlerCancelledError(
+                    f"Cancelled pending handler {row.handler.label}({event.event_label}) because {reason}",
+                    event=event,
+                    handler=row.handler,
+                    event_result=row,
+                )
+            )
+
+
+def finish_on_bus(bus: EventBus, event: BaseEvent[Any]) -> None:
+    """``bus`` is done with ``event``: count it down, complete it (and its ancestors) when nothing is left."""
+    event.event_pending_bus_count -= 1
+    _notify_progress(event)
+    bus._on_finished()  # pyright: ignore[reportPrivateUsage]
+    if event.event_pending_bus_count == 0:
+        maybe_complete(event)
+
+
+def _notify_progress(event: BaseEvent[Any]) -> None:
+    signal = event._processed  # pyright: ignore[reportPrivateUsage]
+    if signal is not None:
+        event._processed = None  # pyright: ignore[reportPrivateUsage]
+        signal.set()
+
+
+def maybe_complete(event: BaseEvent[Any] | None) -> None:
+    """Complete ``event`` when no bus holds it and all its children completed; then try its parent."""
+    while (
+        event is not None
+        and event.event_status != "completed"
+        and event.event_pending_bus_count == 0
+        and event._open_children == 0  # pyright: ignore[reportPrivateUsage]
+        and event.event_status != "pending"
+    ):
+        complete(event)
+        parent = event._parent  # pyright: ignore[reportPrivateUsage]
+        if parent is None:
+            return
+        parent._open_children -= 1  # pyright: ignore[reportPrivateUsage]
+        event = parent
+
+
+def complete(event: BaseEvent[Any]) -> None:
+    event.event_status = "completed"
+    event.event_completed_at = now = monotonic_datetime()
+    if event.event_started_at is None:
+        event.event_started_at = now
+    event._context = None  # pyright: ignore[reportPrivateUsage]
+    done = event._done  # pyright: ignore[reportPrivateUsage]
+    if done is not None:
+        done.set()
+    for bus in event._buses:  # pyright: ignore[reportPrivateUsage]
+        bus._on_event_completed(event)  # pyright: ignore[reportPrivateUsage]
+
+
+def cancel_descendants(children: Iterable[BaseEvent[Any]], reason: str) -> None:
+    """Cancel every unfinished descendant, on every bus: queued copies are claimed out of their queues
+    and get a cancelled row for each handler that would have run; running copies are aborted."""
+    stack = list(children)
+    while stack:
+        child = stack.pop()
+        if child.event_status == "completed":
+            continue
+        for bus in [b for b in child._buses if b in child._queued_on]:  # pyright: ignore[reportPrivateUsage]
+            claim(bus, child)
+            if child.event_status == "pending":
+                child.event_status = "started"
+                child.event_started_at = monotonic_datetime()
+            _cancel_pending_rows(child, create_rows(bus, child), reason)
+            finish_on_bus(bus, child)
+        for run in list(child._runs):  # pyright: ignore[reportPrivateUsage]
+            if run.cancel_reason is None:
+                run.cancel_reason = reason
+            run.scope.cancel()
+        stack.extend(child.event_children)
+
+
+def drop_queued(bus: EventBus, event: BaseEvent[Any], reason: str) -> None:
+    """Release a copy of ``event`` still queued on a bus that is shutting down."""
+    if bus not in event._queued_on:  # pyright: ignore[reportPrivateUsage]
+        return
+    claim(bus, event)
+    if event.event_status == "pending":
+        event.event_status = "started"
+        event.event_started_at = monotonic_datetime()
+    _cancel_pending_rows(event, create_rows(bus, event), reason)
+    finish_on_bus(bus, event)
+
+
+# ---------------------------------------------------------------------------------------- the runloop
+async def run_loop(bus: EventBus) -> None:
+    """Receive events in FIFO order; process serial ones inline (no task per event), spawn parallel ones."""
+    receive = bus._receive_stream.receive  # pyright: ignore[reportPrivateUsage]
+    bus_limiter = bus._limiter  # pyright: ignore[reportPrivateUsage]
+    bus_held = frozenset((bus_limiter,))
+    default_mode = bus.event_concurrency
+    work_tg = bus._work_tg  # pyright: ignore[reportPrivateUsage]
+    assert work_tg is not None
+    while True:
+        event = await receive()
+        if bus not in event._queued_on:  # pyright: ignore[reportPrivateUsage]
+            continue  # claimed by a queue-jump or a cancellation
+        mode = event.event_concurrency or default_mode
+        if mode == "parallel":
+            claim(bus, event)
+            work_tg.start_soon(process, bus, event, frozenset(), None)
+            continue
+        if mode == "bus-serial":
+            limiter, held = bus_limiter, bus_held
+        else:
+            limiter = global_serial_limiter()
+            held = frozenset((limiter,))
+        token = object()
+        try:
+            limiter.acquire_on_behalf_of_nowait(token)
+        except WouldBlock:
+            await limiter.acquire_on_behalf_of(token)
+        try:
+            if bus in event._queued_on:  # pyright: ignore[reportPrivateUsage]
+                claim(bus, event)
+                await process(bus, event, held, None)
+        finally:
+            limiter.release_on_behalf_of(token)
+
+
+# ---------------------------------------------------------------------------------------- awaiting
+def _limiter_for(bus: EventBus, event: BaseEvent[Any]) -> CapacityLimiter | None:
+    mode = event.event_concurrency or bus.event_concurrency
+    if mode == "parallel":
+        return None
+    if mode == "bus-serial":
+        return bus._limiter  # pyright: ignore[reportPrivateUsage]
+    return global_serial_limiter()
+
+
+def _require_running(event: BaseEvent[Any]) -> None:
+    buses = event._buses  # pyright: ignore[reportPrivateUsage]
+    if not buses:
+        raise BusNotRunningError(f"{event.event_label} was never emitted on a bus, so nothing would process it")
+    if not any(bus.is_running for bus in buses):
+        labels = ", ".join(bus.label for bus in buses)
+        raise BusNotRunningError(
+            f"{event.event_label} is {event.event_status} but none of its buses ({labels}) is running; "
+            "use `async with bus:` (or `await task_group.start(bus.run)`) around the await"
+        )
+
+
+async def _wait_for_progress(event: BaseEvent[Any]) -> None:
+    signal = event._processed  # pyright: ignore[reportPrivateUsage]
+    if signal is None:
+        signal = event._processed = anyio.Event()  # pyright: ignore[reportPrivateUsage]
+    await signal.wait()
+
+
+async def process_now(event: BaseEvent[Any], frame: HandlerFrame) -> None:
+    """Queue-jump: process ``event`` in this task on every bus that still holds it queued, then wait for
+    the buses processing it elsewhere. Returns when no bus holds it any more (its own queued descendants
+    may still be pending)."""
+    while event.event_pending_bus_count > 0:
+        queued = [b for b in event._buses if b in event._queued_on]  # pyright: ignore[reportPrivateUsage]
+        if not queued:
+            _require_running(event)
+            await _wait_for_progress(event)
+            continue
+        bus = queued[0]
+        if not bus.is_running:
+            raise BusNotRunningError(f"{event.event_label} is queued on {bus.label}, which is not running")
+        limiter = _limiter_for(bus, event)
+        if limiter is None or limiter in frame.held:
+            claim(bus, event)
+            await process(bus, event, frame.held, frame)
+            continue
+        token = object()
+        await limiter.acquire_on_behalf_of(token)
+        try:
+            if bus in event._queued_on:  # pyright: ignore[reportPrivateUsage]
+                claim(bus, event)
+                await process(bus, event, frame.held | {limiter}, frame)
+        finally:
+            limiter.release_on_behalf_of(token)
+
+
+def _check_not_waiting_on_self(event: BaseEvent[Any], frame: HandlerFrame, what: str) -> None:
+    ancestor: BaseEvent[Any] | None = frame.event
+    while ancestor is not None:
+        if ancestor is event:
+            raise DeadlockError(
+                f"{what} on {event.event_label} inside its own handler {frame.handler.label} (or a descendant's) "
+                "could never finish: an event completes only after its handlers return"
+            )
+        ancestor = ancestor._parent  # pyright: ignore[reportPrivateUsage]
+
+
+async def wait_now(event: BaseEvent[Any]) -> None:
+    """``await event``: inside a handler, process it now; outside, wait for completion."""
+    frame = current_frame.get()
+    if frame is None:
+        await wait_completed(event)
+        return
+    _check_not_waiting_on_self(event, frame, "await")
+    if event.event_pending_bus_count == 0:
+        if event.event_status == "pending":
+            _require_running(event)  # never emitted: raises
+        return
+    _require_running(event)
+    await process_now(event, frame)
+
+
+async def wait_for_results(event: BaseEvent[Any]) -> None:
+    """What ``event_result()`` and friends wait for: like ``await event``."""
+    await wait_now(event)
+
+
+async def wait_completed(event: BaseEvent[Any]) -> None:
+    """Wait for completion in queue order, never processing the event here."""
+    if event.event_status == "completed":
+        return
+    _require_running(event)
+    frame = current_frame.get()
+    if frame is not None:
+        _check_not_waiting_on_self(event, frame, "event_completed()")
+        for bus in event._buses:  # pyright: ignore[reportPrivateUsage]
+            if bus in event._queued_on and _limiter_for(bus, event) in frame.held:  # pyright: ignore[reportPrivateUsage]
+                raise DeadlockError(
+                    f"event_completed() on {event.event_label} inside handler {frame.handler.label}: the event is "
+                    f"queued behind this handler on the serial bus {bus.label}, so it could never complete. "
+                    "Use `await event` to process it now."
+                )
+    done = event._done  # pyright: ignore[reportPrivateUsage]
+    if done is None:
+        done = event._done = anyio.Event()  # pyright: ignore[reportPrivateUsage]
+    await done.wait()

@@ -1,0 +1,104 @@
+"""``log_tree()``: the history as a tree of events, the handler rows under them, and the children each
+handler emitted under that handler's row (bubus's shape)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._events import BaseEvent
+from ._results import EventResult
+
+if TYPE_CHECKING:
+    from ._bus import EventBus
+
+__all__ = ["format_value", "render_tree"]
+
+_ROW_ICONS = {"completed": "✅", "error": "❌", "started": "🏃", "pending": "⏳"}
+
+
+def format_value(value: Any) -> str:
+    """Short rendering of a handler's value: ``None``, ``Event(T#abcd)``, reprs, ``list(N items)``..."""
+    if value is None:
+        return "None"
+    if isinstance(value, BaseEvent):
+        return f"Event({value.event_label})"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    if isinstance(value, (bool, int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return f"list({len(value)} items)"  # pyright: ignore[reportUnknownArgumentType]
+    if isinstance(value, dict):
+        return f"dict({len(value)} items)"  # pyright: ignore[reportUnknownArgumentType]
+    return f"{type(value).__name__}(...)"
+
+
+def _clock(stamp: str | None) -> str:
+    return stamp[11:23] if stamp else "--:--:--.---"
+
+
+def _duration(start: str | None, end: str | None) -> str:
+    if not start or not end:
+        return "..."
+    from ._time import normalize_timestamp
+
+    def seconds(stamp: str) -> float:
+        s = normalize_timestamp(stamp)
+        h, m, rest = int(s[11:13]), int(s[14:16]), float(s[17:29])
+        return h * 3600 + m * 60 + rest
+
+    return f"{max(0.0, seconds(end) - seconds(start)):.3f}s"
+
+
+def _event_line(event: BaseEvent[Any], prefix: str, last: bool) -> str:
+    branch = "└── " if last else "├── "
+    return (
+        f"{prefix}{branch}{event.event_label} "
+        f"[{_clock(event.event_created_at)} ({_duration(event.event_created_at, event.event_completed_at)})]"
+    )
+
+
+def _row_line(row: EventResult[Any], prefix: str, last: bool) -> str:
+    branch = "└── " if last else "├── "
+    icon = _ROW_ICONS.get(row.status, "?")
+    head = (
+        f"{prefix}{branch}{icon} {row.eventbus_label}.{row.handler_name}#{row.handler_id[-4:]} "
+        f"[{_clock(row.started_at)} ({_duration(row.started_at, row.completed_at)})]"
+    )
+    if row.status == "error" and row.error is not None:
+        return f"{head} ☠️ {type(row.error).__name__}: {row.error}"
+    if row.status == "completed":
+        return f"{head} → {format_value(row.result)}"
+    return head
+
+
+def _render_event(event: BaseEvent[Any], prefix: str, last: bool, lines: list[str], seen: set[str]) -> None:
+    lines.append(_event_line(event, prefix, last))
+    if event.event_id in seen:
+        return
+    seen.add(event.event_id)
+    child_prefix = prefix + ("    " if last else "│   ")
+    rows = list(event.event_results.values())
+    for index, row in enumerate(rows):
+        row_last = index == len(rows) - 1
+        lines.append(_row_line(row, child_prefix, row_last))
+        children = row.event_children
+        grand_prefix = child_prefix + ("    " if row_last else "│   ")
+        for cindex, child in enumerate(children):
+            _render_event(child, grand_prefix, cindex == len(children) - 1, lines, seen)
+
+
+def render_tree(bus: EventBus) -> str:
+    events = bus.event_history.values()
+    if not events:
+        return "(No events in history)"
+    ids = {e.event_id for e in events}
+    roots = sorted(
+        (e for e in events if e.event_parent_id is None or e.event_parent_id not in ids),
+        key=lambda e: e.event_created_at,
+    )
+    lines: list[str] = []
+    seen: set[str] = set()
+    for index, root in enumerate(roots):
+        _render_event(root, "", index == len(roots) - 1, lines, seen)
+    return "\n".join(lines)
