@@ -100,7 +100,9 @@ def pattern_key(pattern: object) -> str:
         if pattern is BaseEvent:
             raise TypeError("BaseEvent matches every event: use the pattern '*' for that")
         return pattern._bubus_event_type  # pyright: ignore[reportPrivateUsage]
-    raise TypeError(f"event pattern must be a BaseEvent subclass, an event type string or '*', got {pattern!r}")
+    raise TypeError(
+        f"event pattern must be a BaseEvent subclass, an event type string or '*', got {pattern!r}"
+    )
 
 
 class EventBus:
@@ -159,10 +161,14 @@ class EventBus:
         )
         self.event_timeout = _validate_timeout("event_timeout", event_timeout)
         self.event_slow_timeout = _validate_timeout("event_slow_timeout", event_slow_timeout)
-        self.event_handler_slow_timeout = _validate_timeout("event_handler_slow_timeout", event_handler_slow_timeout)
+        self.event_handler_slow_timeout = _validate_timeout(
+            "event_handler_slow_timeout", event_handler_slow_timeout
+        )
         self.event_handler_detect_file_paths = bool(event_handler_detect_file_paths)
         if max_history_size is not None and (
-            isinstance(max_history_size, bool) or not isinstance(max_history_size, int) or max_history_size < 0  # pyright: ignore[reportUnnecessaryIsInstance]
+            isinstance(max_history_size, bool)
+            or not isinstance(max_history_size, int)
+            or max_history_size < 0  # pyright: ignore[reportUnnecessaryIsInstance]
         ):
             raise ValueError(f"max_history_size must be an int >= 0 or None, got {max_history_size!r}")
         if max_pending is not None and (
@@ -545,7 +551,9 @@ class EventBus:
                 return True
             seen.add(parent_id)
             parent = current._parent  # pyright: ignore[reportPrivateUsage]
-            current = parent if parent is not None and parent.event_id == parent_id else self._lookup(parent_id)
+            current = (
+                parent if parent is not None and parent.event_id == parent_id else self._lookup(parent_id)
+            )
         return False
 
     def event_is_parent_of(self, event: BaseEvent[Any], descendant: BaseEvent[Any]) -> bool:
@@ -687,14 +695,22 @@ class EventBus:
         """
         frame = current_frame.get()
         if frame is not None and frame.bus is self:
-            raise DeadlockError(f"wait_until_idle() from handler {frame.handler.label} of {self.label} never returns")
+            raise DeadlockError(
+                f"wait_until_idle() from handler {frame.handler.label} of {self.label} never returns"
+            )
         with anyio.move_on_after(timeout):
             while self._queued or self._in_flight:
                 if self._idle is None:
                     self._idle = anyio.Event()
                 await self._idle.wait()
             return True
-        logger.warning("%s: not idle after %ss (queued=%d, running=%d)", self.label, timeout, self._queued, self._in_flight)
+        logger.warning(
+            "%s: not idle after %ss (queued=%d, running=%d)",
+            self.label,
+            timeout,
+            self._queued,
+            self._in_flight,
+        )
         return False
 
     # ------------------------------------------------------------------ slow-handler monitor
@@ -756,6 +772,31 @@ class EventBus:
             limiter_borrowed_tokens=lstats.borrowed_tokens if lstats is not None else 0,
             limiter_waiting=lstats.tasks_waiting if lstats is not None else 0,
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready snapshot in bubus's bus shape: config, handlers, handler index, history with result
+        rows, and the ids still queued (FIFO)."""
+        from ._snapshot import bus_to_dict
+
+        return bus_to_dict(self)
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as compact JSON."""
+        from ._snapshot import bus_to_json
+
+        return bus_to_json(self)
+
+    @classmethod
+    def from_json(cls, data: str | bytes | dict[str, Any]) -> EventBus:
+        """Restore a bus from a snapshot written by any bubus runtime. Handlers come back as stubs: attach
+        callables by id (``bus.handlers[id].handler = fn``). The restored queue runs in FIFO order once the
+        bus runs; rows already finished are never run again.
+
+        :raises EventValidationError: naming the field and value, for malformed input
+        """
+        from ._snapshot import bus_from_json
+
+        return bus_from_json(cls, data)
 
     def log_tree(self) -> str:
         """The event history as a tree: events, the handler rows under them, children under the handler that

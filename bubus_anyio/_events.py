@@ -9,10 +9,22 @@ context, the buses holding it) lives in private slots, outside the serialised fi
 from __future__ import annotations
 
 import contextvars
+import inspect
 import sys
 import typing
+import warnings
 from collections.abc import Callable, Generator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Self, TypeVar, dataclass_transform, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    Literal,
+    Self,
+    TypeVar,
+    dataclass_transform,
+    overload,
+)
 
 import anyio
 import attrs
@@ -67,7 +79,12 @@ RUNTIME_FIELDS = frozenset({"event_results"})
 #: Names a payload may not use because upstream reserves them (on top of our own methods).
 UPSTREAM_RESERVED = frozenset({"bus", "first", "toString", "toJSON", "fromJSON"})
 
-_TIMEOUT_FIELDS = ("event_timeout", "event_slow_timeout", "event_handler_timeout", "event_handler_slow_timeout")
+_TIMEOUT_FIELDS = (
+    "event_timeout",
+    "event_slow_timeout",
+    "event_handler_timeout",
+    "event_handler_slow_timeout",
+)
 _STATUSES = frozenset({"pending", "started", "completed"})
 
 PayloadCheck = tuple[str, Callable[[object], bool], Any]
@@ -101,7 +118,9 @@ def _result_type_of(namespace: Mapping[str, Any]) -> tuple[bool, Any]:
 class _EventMeta(type):
     """Turns every subclass of :class:`BaseEvent` into a slotted, keyword-only attrs class."""
 
-    def __new__(mcls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> _EventMeta:
+    def __new__(
+        mcls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
+    ) -> _EventMeta:
         if "__attrs_attrs__" in namespace:  # attrs rebuilding the class with slots: leave it alone
             return super().__new__(mcls, name, bases, namespace, **kwargs)
         slots = namespace.pop("__bubus_slots__", True)
@@ -137,14 +156,18 @@ def _check_field_names(class_name: str, annotations: Mapping[str, Any], namespac
                 f"(reserved for event metadata; known ones are {', '.join(META_FIELDS)})"
             )
         if field_name in RUNTIME_FIELDS:
-            raise TypeError(f"{class_name}.{field_name}: '{field_name}' is managed by the bus and cannot be declared")
+            raise TypeError(
+                f"{class_name}.{field_name}: '{field_name}' is managed by the bus and cannot be declared"
+            )
         if field_name in _reserved_names() or field_name.startswith("model_"):
             raise TypeError(f"{class_name}.{field_name}: '{field_name}' is a reserved name on events")
     for key in namespace:
         if key.startswith("event_") and key not in META_FIELDS and key not in annotations:
             value = namespace[key]
             if not callable(value) and not isinstance(value, (property, staticmethod, classmethod)):
-                raise TypeError(f"{class_name}.{key}: unknown event metadata field (known: {', '.join(META_FIELDS)})")
+                raise TypeError(
+                    f"{class_name}.{key}: unknown event metadata field (known: {', '.join(META_FIELDS)})"
+                )
 
 
 _RESERVED: frozenset[str] | None = None
@@ -158,14 +181,37 @@ def _reserved_names() -> frozenset[str]:
     return _RESERVED
 
 
-def _prepare_class(cls: type) -> None:
+#: ``event_type`` -> the class ``BaseEvent.from_json`` builds for it (the latest definition wins).
+EVENT_TYPES: dict[str, type[BaseEvent[Any]]] = {}
+
+
+def _register(cls: type[BaseEvent[Any]], event_type: str) -> None:
+    previous = EVENT_TYPES.get(event_type)
+    if (
+        previous is not None
+        and previous is not cls
+        and (previous.__module__, previous.__qualname__) != (cls.__module__, cls.__qualname__)
+    ):
+        warnings.warn(
+            f"event type {event_type!r} is defined twice ({previous.__module__}.{previous.__qualname__} and "
+            f"{cls.__module__}.{cls.__qualname__}); from_json() will build the latter",
+            UserWarning,
+            stacklevel=4,
+        )
+    EVENT_TYPES[event_type] = cls
+
+
+def _prepare_class(cls: Any) -> None:
     """Definition-time work: the class's event type, its result check and its payload checks."""
     fields = {a.name: a for a in attrs.fields(cls)}
-    setattr(cls, "_bubus_event_type", fields["event_type"].default)
+    event_type = fields["event_type"].default
+    cls._bubus_event_type = event_type
+    if cls.__name__ != "BaseEvent" and not cls.__name__.startswith("_"):
+        _register(cls, event_type)
     result_type = fields["event_result_type"].default
-    setattr(cls, "_bubus_result_type", result_type)
-    setattr(cls, "_bubus_result_check", compile_check(result_type) if result_type is not None else None)
-    setattr(cls, "_bubus_payload_checks", None)
+    cls._bubus_result_type = result_type
+    cls._bubus_result_check = compile_check(result_type) if result_type is not None else None
+    cls._bubus_payload_checks = None
     try:
         _compile_payload_checks(cls)
     except NameError:
@@ -182,11 +228,11 @@ def _payload_hints(cls: type) -> dict[str, Any]:
         module = sys.modules.get(klass.__module__)
         globalns = dict(vars(module)) if module is not None else {}
         localns = {klass.__name__: klass, **dict(vars(klass))}
-        for name, annotation in klass.__dict__.get("__annotations__", {}).items():
+        for name, annotation in inspect.get_annotations(klass).items():
             if name in META_FIELDS or name.startswith("_"):
                 continue
             if isinstance(annotation, str):
-                annotation = eval(annotation, globalns, localns)  # noqa: S307 - annotations are code
+                annotation = eval(annotation, globalns, localns)
             hints[name] = annotation
     return hints
 
@@ -202,7 +248,7 @@ def _compile_payload_checks(cls: type) -> tuple[PayloadCheck, ...]:
         if check is not None:
             checks.append((a.name, check, tp))
     result = tuple(checks)
-    setattr(cls, "_bubus_payload_checks", result)
+    cls._bubus_payload_checks = result
     return result
 
 
@@ -552,7 +598,9 @@ def _payload_error(cls: type, name: str, tp: Any, value: Any) -> EventValidation
     mismatch = find_mismatch(tp, value)
     if mismatch is None or not mismatch.path:
         detail = f"expected {type_repr(tp)}, got {value!r:.200} ({type(value).__name__})"
-        return EventValidationError(f"{cls.__name__}.{name}: {detail}", field=name, value=value, expected=type_repr(tp))
+        return EventValidationError(
+            f"{cls.__name__}.{name}: {detail}", field=name, value=value, expected=type_repr(tp)
+        )
     separator = "" if mismatch.path.startswith("[") else "."
     return EventValidationError(
         f"{cls.__name__}.{name}{separator}{mismatch.message}",
@@ -575,7 +623,9 @@ def _normalize_field(field: str, value: Any) -> str:
     try:
         return normalize_timestamp(value)
     except ValueError as exc:
-        raise EventValidationError(f"{field}: {exc}", field=field, value=value, expected="timestamp") from None
+        raise EventValidationError(
+            f"{field}: {exc}", field=field, value=value, expected="timestamp"
+        ) from None
 
 
 def _check_for_result_type(result_type: Any) -> Callable[[object], bool] | None:
