@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable
 from contextvars import copy_context
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 import anyio
 import attrs
@@ -26,7 +26,7 @@ from . import _runtime
 from ._context import current_frame
 from ._errors import BusNotRunningError, QueueFullError
 from ._events import BaseEvent
-from ._handlers import _UNSET, EventHandler, HandlerCallable  # pyright: ignore[reportPrivateUsage]
+from ._handlers import _UNSET, EventHandler, HandlerCallable
 from ._history import EventHistory
 from ._ids import new_id, normalize_uuid
 from ._modes import (
@@ -76,7 +76,7 @@ class _FindWaiter:
     result: BaseEvent[Any] | None = None
 
 
-def _validate_timeout(name: str, value: float | None) -> float | None:
+def _validate_timeout(name: str, value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -99,7 +99,7 @@ def pattern_key(pattern: object) -> str:
     if isinstance(pattern, type) and issubclass(pattern, BaseEvent):
         if pattern is BaseEvent:
             raise TypeError("BaseEvent matches every event: use the pattern '*' for that")
-        return pattern._bubus_event_type  # pyright: ignore[reportPrivateUsage]
+        return pattern._bubus_event_type
     raise TypeError(
         f"event pattern must be a BaseEvent subclass, an event type string or '*', got {pattern!r}"
     )
@@ -165,10 +165,11 @@ class EventBus:
             "event_handler_slow_timeout", event_handler_slow_timeout
         )
         self.event_handler_detect_file_paths = bool(event_handler_detect_file_paths)
-        if max_history_size is not None and (
-            isinstance(max_history_size, bool)
-            or not isinstance(max_history_size, int)
-            or max_history_size < 0  # pyright: ignore[reportUnnecessaryIsInstance]
+        history_size: object = max_history_size
+        if history_size is not None and (
+            isinstance(history_size, bool)
+            or not isinstance(history_size, int)  # pyright: ignore[reportUnnecessaryIsInstance]
+            or history_size < 0
         ):
             raise ValueError(f"max_history_size must be an int >= 0 or None, got {max_history_size!r}")
         if max_pending is not None and (
@@ -361,7 +362,8 @@ class EventBus:
         """
         thread = self._loop_thread
         if thread is not None and thread != threading.get_ident():
-            return anyio.from_thread.run_sync(copy_context().run, self._emit, event, token=self._token)
+            emitted = anyio.from_thread.run_sync(_run_in_copied_context, self._emit, event, token=self._token)
+            return cast(E, emitted)
         return self._emit(event)
 
     dispatch = emit
@@ -398,7 +400,7 @@ class EventBus:
             return event
         if event.event_status == "completed":
             path.append(label)
-            event._buses.append(self)  # pyright: ignore[reportPrivateUsage]
+            event._buses.append(self)
             self._history.make_room()
             self._history.add(event)
             return event
@@ -418,24 +420,24 @@ class EventBus:
                 frame.result.event_children.append(event)
                 if (
                     event.event_parent_id == parent.event_id
-                    and event._parent is None  # pyright: ignore[reportPrivateUsage]
+                    and event._parent is None
                     and parent.event_status != "completed"
                 ):
-                    event._parent = parent  # pyright: ignore[reportPrivateUsage]
-                    parent._open_children += 1  # pyright: ignore[reportPrivateUsage]
-        if event._context is None:  # pyright: ignore[reportPrivateUsage]
-            event._context = copy_context()  # pyright: ignore[reportPrivateUsage]
+                    event._parent = parent
+                    parent._open_children += 1
+        if event._context is None:
+            event._context = copy_context()
         path.append(label)
-        event._buses.append(self)  # pyright: ignore[reportPrivateUsage]
-        event._queued_on.add(self)  # pyright: ignore[reportPrivateUsage]
+        event._buses.append(self)
+        event._queued_on.add(self)
         event.event_pending_bus_count += 1
         self._queued += 1
         self._send_stream.send_nowait(event)
         self._history.add(event)
         if self._find_waiters:
             self._resolve_finders(event)
-        if event._processed is not None:  # pyright: ignore[reportPrivateUsage]
-            _runtime._notify_progress(event)  # pyright: ignore[reportPrivateUsage]
+        if event._processed is not None:
+            _runtime._notify_progress(event)
         return event
 
     # ------------------------------------------------------------------ bookkeeping hooks for the runtime
@@ -550,7 +552,7 @@ class EventBus:
             if parent_id == target:
                 return True
             seen.add(parent_id)
-            parent = current._parent  # pyright: ignore[reportPrivateUsage]
+            parent = current._parent
             current = (
                 parent if parent is not None and parent.event_id == parent_id else self._lookup(parent_id)
             )
@@ -809,3 +811,8 @@ class EventBus:
 
 
 _MISSING = object()
+
+
+def _run_in_copied_context(fn: Callable[[E], E], event: E) -> E:
+    """Run ``fn(event)`` in a copy of the calling thread's context (so a handler's frame travels along)."""
+    return copy_context().run(fn, event)

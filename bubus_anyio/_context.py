@@ -18,7 +18,14 @@ if TYPE_CHECKING:
     from ._handlers import EventHandler
     from ._results import EventResult
 
-__all__ = ["HandlerFrame", "current_frame", "get_current_bus", "get_current_event", "get_current_handler", "in_handler"]
+__all__ = [
+    "HandlerFrame",
+    "current_frame",
+    "get_current_bus",
+    "get_current_event",
+    "get_current_handler",
+    "in_handler",
+]
 
 
 @attrs.frozen(slots=True)

@@ -44,7 +44,9 @@ class EventValidationError(EventBusError, ValueError):
     :ivar expected: a readable description of what was expected, or ``None``
     """
 
-    def __init__(self, message: str, *, field: str | None = None, value: Any = None, expected: str | None = None):
+    def __init__(
+        self, message: str, *, field: str | None = None, value: Any = None, expected: str | None = None
+    ):
         super().__init__(message)
         self.field = field
         self.value = value

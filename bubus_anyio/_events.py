@@ -9,6 +9,7 @@ context, the buses holding it) lives in private slots, outside the serialised fi
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 import sys
 import typing
@@ -170,15 +171,10 @@ def _check_field_names(class_name: str, annotations: Mapping[str, Any], namespac
                 )
 
 
-_RESERVED: frozenset[str] | None = None
-
-
+@functools.cache
 def _reserved_names() -> frozenset[str]:
-    global _RESERVED
-    if _RESERVED is None:
-        own = {n for n in dir(BaseEvent) if not n.startswith("_")} - set(META_FIELDS) - RUNTIME_FIELDS
-        _RESERVED = frozenset(own | UPSTREAM_RESERVED)
-    return _RESERVED
+    own = {n for n in dir(BaseEvent) if not n.startswith("_")} - set(META_FIELDS) - RUNTIME_FIELDS
+    return frozenset(own | UPSTREAM_RESERVED)
 
 
 #: ``event_type`` -> the class ``BaseEvent.from_json`` builds for it (the latest definition wins).
@@ -252,6 +248,26 @@ def _compile_payload_checks(cls: type) -> tuple[PayloadCheck, ...]:
     return result
 
 
+def _new_str_list() -> list[str]:
+    return []
+
+
+def _new_results() -> dict[str, Any]:
+    return {}
+
+
+def _new_bus_list() -> list[EventBus]:
+    return []
+
+
+def _new_bus_set() -> set[EventBus]:
+    return set()
+
+
+def _new_any_list() -> list[Any]:
+    return []
+
+
 class BaseEvent(Generic[T], metaclass=_EventMeta):
     """The base of every event. ``T`` is the type its handlers return.
 
@@ -280,7 +296,7 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
     event_handler_completion: EventHandlerCompletion | None = None
     event_result_type: Any = None
     event_id: str = ""
-    event_path: list[str] = attrs.field(factory=list)
+    event_path: list[str] = attrs.field(factory=_new_str_list)
     event_parent_id: str | None = None
     event_emitted_by_handler_id: str | None = None
     event_pending_bus_count: int = 0
@@ -288,17 +304,17 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
     event_status: EventStatusName = "pending"
     event_started_at: str | None = None
     event_completed_at: str | None = None
-    event_results: dict[str, EventResult[T]] = attrs.field(factory=dict, repr=False)
+    event_results: dict[str, EventResult[T]] = attrs.field(factory=_new_results, repr=False)
 
     # Runtime state: never serialised, never compared.
     _done: anyio.Event | None = attrs.field(default=None, init=False, repr=False)
     _processed: anyio.Event | None = attrs.field(default=None, init=False, repr=False)
     _context: contextvars.Context | None = attrs.field(default=None, init=False, repr=False)
-    _buses: list[EventBus] = attrs.field(factory=list, init=False, repr=False)
-    _queued_on: set[EventBus] = attrs.field(factory=set, init=False, repr=False)
+    _buses: list[EventBus] = attrs.field(factory=_new_bus_list, init=False, repr=False)
+    _queued_on: set[EventBus] = attrs.field(factory=_new_bus_set, init=False, repr=False)
     _parent: BaseEvent[Any] | None = attrs.field(default=None, init=False, repr=False)
     _open_children: int = attrs.field(default=0, init=False, repr=False)
-    _runs: list[Any] = attrs.field(factory=list, init=False, repr=False)
+    _runs: list[Any] = attrs.field(factory=_new_any_list, init=False, repr=False)
     _result_check: Callable[[object], bool] | None = attrs.field(default=None, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -368,7 +384,7 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
                 value=self.event_status,
             )
         event_type: object = self.event_type
-        if not isinstance(event_type, str) or not event_type.isidentifier() or event_type.startswith("_"):
+        if not _is_event_type_name(event_type):
             raise EventValidationError(
                 f"{name}.event_type: expected an identifier not starting with '_', got {event_type!r}",
                 field="event_type",
@@ -554,7 +570,7 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
             )
         row = self.event_results.get(handler.id)
         if row is None:
-            row = EventResult(event_id=self.event_id, handler=handler)
+            row = EventResult[T](event_id=self.event_id, handler=handler)
             self.event_results[handler.id] = row
         if "result" in kwargs and kwargs["result"] is not None:
             value = kwargs["result"]
@@ -591,6 +607,10 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
         from ._wire import event_from_json
 
         return event_from_json(cls, data)  # type: ignore[no-any-return]
+
+
+def _is_event_type_name(value: object) -> bool:
+    return isinstance(value, str) and value.isidentifier() and not value.startswith("_") and len(value) <= 64
 
 
 def _payload_error(cls: type, name: str, tp: Any, value: Any) -> EventValidationError:

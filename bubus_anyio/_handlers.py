@@ -11,7 +11,7 @@ import functools
 import inspect
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
@@ -32,15 +32,16 @@ def _abbreviate(path: str) -> str:
     return "~" + path[len(_HOME) :] if _HOME and _HOME != "/" and path.startswith(_HOME) else path
 
 
-def _unwrap(fn: Any) -> Any:
+def _unwrap(target: Any) -> Any:
     """The plain function behind bound methods, partials and callable objects."""
+    fn: Any = target
     while True:
         if isinstance(fn, functools.partial):
             fn = fn.func  # pyright: ignore[reportUnknownMemberType]
         elif inspect.ismethod(fn):
-            fn = fn.__func__
+            fn = cast(Any, fn.__func__)
         elif isinstance(fn, (staticmethod, classmethod)):
-            fn = fn.__func__  # pyright: ignore[reportUnknownMemberType]
+            fn = cast(Any, fn.__func__)  # pyright: ignore[reportUnknownMemberType]
         elif not inspect.isfunction(fn) and not inspect.isbuiltin(fn) and callable(fn):
             call = getattr(type(fn), "__call__", None)  # noqa: B004
             if call is None or call is fn:

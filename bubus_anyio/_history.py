@@ -26,7 +26,15 @@ logger = logging.getLogger("bubus_anyio")
 class EventHistory:
     """An ordered, read-only mapping ``event_id -> event`` (oldest first) kept by a bus."""
 
-    __slots__ = ("_by_type", "_completed", "_events", "_owner", "_warned", "max_history_drop", "max_history_size")
+    __slots__ = (
+        "_by_type",
+        "_completed",
+        "_events",
+        "_owner",
+        "_warned",
+        "max_history_drop",
+        "max_history_size",
+    )
 
     def __init__(self, max_history_size: int | None, max_history_drop: bool, owner: str = "") -> None:
         self.max_history_size = max_history_size

@@ -32,7 +32,12 @@ def normalize_uuid(value: str) -> str:
 
 
 def handler_id(
-    *, eventbus_id: str, handler_name: str, handler_file_path: str | None, handler_registered_at: str, event_pattern: str
+    *,
+    eventbus_id: str,
+    handler_name: str,
+    handler_file_path: str | None,
+    handler_registered_at: str,
+    event_pattern: str,
 ) -> str:
     """The handler id: ``uuid5(NS, "bus_id|name|file_path or 'unknown'|registered_at|pattern")``."""
     seed = f"{eventbus_id}|{handler_name}|{handler_file_path or 'unknown'}|{handler_registered_at}|{event_pattern}"

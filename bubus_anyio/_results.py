@@ -26,6 +26,10 @@ __all__ = ["EventResult"]
 T = TypeVar("T")
 
 
+def _new_children() -> list[BaseEvent[Any]]:
+    return []
+
+
 @attrs.define(eq=False, slots=True, weakref_slot=True)
 class EventResult(Generic[T]):
     """One row of ``event.event_results``: what one handler did with one event.
@@ -43,7 +47,7 @@ class EventResult(Generic[T]):
     completed_at: str | None = None
     result: T | None = None
     error: BaseException | None = None
-    event_children: list[BaseEvent[Any]] = attrs.field(factory=list)
+    event_children: list[BaseEvent[Any]] = attrs.field(factory=_new_children)
     _done: anyio.Event | None = attrs.field(default=None, init=False, repr=False)
     #: Set while the handler runs: lets a ``first`` winner or a parent timeout abort it from outside.
     _cancel_scope: anyio.CancelScope | None = attrs.field(default=None, init=False, repr=False)

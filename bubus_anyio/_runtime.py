@@ -20,7 +20,7 @@ import math
 import types
 from collections.abc import Callable, Generator, Iterable
 from contextvars import Context, copy_context
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 from anyio import CancelScope, CapacityLimiter, WouldBlock
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ._bus import EventBus
     from ._handlers import EventHandler
 
-__all__ = ["DeadlockError", "run_loop", "wait_completed", "wait_now", "wait_for_results"]
+__all__ = ["DeadlockError", "run_loop", "wait_completed", "wait_for_results", "wait_now"]
 
 logger = logging.getLogger("bubus_anyio")
 
@@ -69,7 +69,19 @@ def global_serial_limiter() -> CapacityLimiter:
 class EventRun:
     """One processing of one event on one bus: its cancel scope and why it was cancelled, if it was."""
 
-    __slots__ = ("bus", "cancel_reason", "deadline", "event", "first", "parallel", "parent_frame", "rows", "scope", "stopped", "timeout")
+    __slots__ = (
+        "bus",
+        "cancel_reason",
+        "deadline",
+        "event",
+        "first",
+        "parallel",
+        "parent_frame",
+        "rows",
+        "scope",
+        "stopped",
+        "timeout",
+    )
 
     def __init__(
         self, bus: EventBus, event: BaseEvent[Any], timeout: float | None, parent_frame: HandlerFrame | None
@@ -121,6 +133,10 @@ def _enter(frame: HandlerFrame, fn: Callable[[Any], Any], event: BaseEvent[Any])
     return fn(event)
 
 
+def _enter_in(ctx: Context, frame: HandlerFrame, fn: Callable[[Any], Any]) -> Any:
+    return ctx.run(_enter, frame, fn, frame.event)
+
+
 async def _await_value(value: Any) -> Any:
     return await value
 
@@ -134,12 +150,12 @@ async def _call(frame: HandlerFrame, ctx: Context) -> Any:
         return await _drive(ctx, ctx.run(_enter, frame, fn, frame.event))
     if handler.run_in_thread:
         return await anyio.to_thread.run_sync(
-            ctx.run, _enter, frame, fn, frame.event, abandon_on_cancel=True, limiter=frame.bus._thread_limiter
+            _enter_in, ctx, frame, fn, abandon_on_cancel=True, limiter=frame.bus._thread_limiter
         )
-    value = ctx.run(_enter, frame, fn, frame.event)
+    value: Any = ctx.run(_enter, frame, fn, frame.event)
     if hasattr(value, "__await__") and not isinstance(value, BaseEvent):
         return await _drive(ctx, _await_value(value))
-    return value
+    return cast(Any, value)
 
 
 def effective_handler_timeout(handler: EventHandler, event: BaseEvent[Any], bus: EventBus) -> float | None:
@@ -188,16 +204,20 @@ def _abort_reason(run: EventRun) -> str:
         if frame is None:
             return f"the bus {run.bus.label} was cancelled while it ran"
         row = frame.result
-        scope = row._cancel_scope  # pyright: ignore[reportPrivateUsage]
+        scope = row._cancel_scope
         if scope is not None and scope.cancel_called:
-            return row._abort_reason or (  # pyright: ignore[reportPrivateUsage]
+            return row._abort_reason or (
                 f"its parent handler {frame.handler.label}({frame.event.event_label}) timed out after {row.timeout}s"
             )
         run = frame.run
 
 
 async def run_handler(
-    bus: EventBus, event: BaseEvent[Any], row: EventResult[Any], run: EventRun, held: frozenset[CapacityLimiter]
+    bus: EventBus,
+    event: BaseEvent[Any],
+    row: EventResult[Any],
+    run: EventRun,
+    held: frozenset[CapacityLimiter],
 ) -> None:
     """Run one handler for one event and record what happened on its row. Never raises, except the
     backend's cancellation (recorded as an abort first, then re-raised)."""
@@ -206,16 +226,16 @@ async def run_handler(
     row.timeout = timeout
     row.mark_started()
     frame = HandlerFrame(event, handler, bus, row, held, run)
-    captured = event._context  # pyright: ignore[reportPrivateUsage]
+    captured = event._context
     ctx = captured.copy() if captured is not None else copy_context()
     deadline = math.inf if timeout is None else anyio.current_time() + timeout
     scope: CancelScope | None = None
     if deadline < run.deadline or (run.first and run.parallel):
         scope = CancelScope(deadline=deadline)
-    row._cancel_scope = scope  # pyright: ignore[reportPrivateUsage]
-    monitored = bus._slow_rows is not None  # pyright: ignore[reportPrivateUsage]
+    row._cancel_scope = scope
+    monitored = bus._slow_rows is not None
     if monitored:
-        bus._watch_row(row, event)  # pyright: ignore[reportPrivateUsage]
+        bus._watch_row(row, event)
     try:
         if scope is None:
             value = await _call(frame, ctx)
@@ -224,12 +244,14 @@ async def run_handler(
             with scope:
                 value = await _call(frame, ctx)
             if scope.cancelled_caught:
-                reason = row._abort_reason  # pyright: ignore[reportPrivateUsage]
+                reason = row._abort_reason
                 if reason is not None:
                     row.mark_error(_aborted(event, row, reason, None))
                 else:
                     children = row.event_children
-                    extra = f" and interrupted any processing of {len(children)} child events" if children else ""
+                    extra = (
+                        f" and interrupted any processing of {len(children)} child events" if children else ""
+                    )
                     row.mark_error(
                         EventHandlerTimeoutError(
                             f"Event handler {handler.label}({event.event_label}) timed out after {timeout}s{extra}",
@@ -240,14 +262,17 @@ async def run_handler(
                         )
                     )
                     cancel_descendants(
-                        children, f"its parent handler {handler.label}({event.event_label}) timed out after {timeout}s"
+                        children,
+                        f"its parent handler {handler.label}({event.event_label}) timed out after {timeout}s",
                     )
                 return
-    except bus._cancelled_exc:  # pyright: ignore[reportPrivateUsage]
+    except bus._cancelled_exc:
         if not row.is_finished:
             reason = _abort_reason(run)
             row.mark_error(_aborted(event, row, reason, run.timeout))
-            cancel_descendants(row.event_children, f"its parent handler {handler.label} was aborted: {reason}")
+            cancel_descendants(
+                row.event_children, f"its parent handler {handler.label} was aborted: {reason}"
+            )
         raise
     except Exception as exc:
         if isinstance(exc, TimeoutError) and not isinstance(exc, EventHandlerTimeoutError):
@@ -273,13 +298,15 @@ async def run_handler(
         )
         return
     finally:
-        row._cancel_scope = None  # pyright: ignore[reportPrivateUsage]
+        row._cancel_scope = None
         if monitored:
-            bus._unwatch_row(row)  # pyright: ignore[reportPrivateUsage]
+            bus._unwatch_row(row)
     record_value(event, row, value, run)
 
 
-def _aborted(event: BaseEvent[Any], row: EventResult[Any], reason: str, timeout: float | None) -> EventHandlerAbortedError:
+def _aborted(
+    event: BaseEvent[Any], row: EventResult[Any], reason: str, timeout: float | None
+) -> EventHandlerAbortedError:
     return EventHandlerAbortedError(
         f"Event handler {row.handler.label}({event.event_label}) was interrupted because {reason}",
         event=event,
@@ -294,10 +321,12 @@ def record_value(event: BaseEvent[Any], row: EventResult[Any], value: Any, run: 
         row.mark_completed(value)
         return
     if isinstance(value, BaseException):
-        logger.warning("%s returned an exception instead of raising it; recorded as an error", row.handler.label)
+        logger.warning(
+            "%s returned an exception instead of raising it; recorded as an error", row.handler.label
+        )
         row.mark_error(value)
         return
-    check = event._result_check  # pyright: ignore[reportPrivateUsage]
+    check = event._result_check
     if check is not None and not check(value):
         row.mark_error(schema_error(event, row, value))
         return
@@ -306,9 +335,9 @@ def record_value(event: BaseEvent[Any], row: EventResult[Any], value: Any, run: 
         run.stopped = True
         for other in run.rows:
             if other is not row and other.status == "started":
-                other_scope = other._cancel_scope  # pyright: ignore[reportPrivateUsage]
+                other_scope = other._cancel_scope
                 if other_scope is not None:
-                    other._abort_reason = "first() resolved"  # pyright: ignore[reportPrivateUsage]
+                    other._abort_reason = "first() resolved"
                     other_scope.cancel()
                 cancel_descendants(other.event_children, "first() resolved")
 
@@ -316,19 +345,19 @@ def record_value(event: BaseEvent[Any], row: EventResult[Any], value: Any, run: 
 # ---------------------------------------------------------------------------------------- processing
 def claim(bus: EventBus, event: BaseEvent[Any]) -> None:
     """Take ``event`` out of ``bus``'s queue (logically: its copy in the stream will be skipped)."""
-    event._queued_on.discard(bus)  # pyright: ignore[reportPrivateUsage]
-    bus._queued -= 1  # pyright: ignore[reportPrivateUsage]
-    bus._on_dequeued()  # pyright: ignore[reportPrivateUsage]
+    event._queued_on.discard(bus)
+    bus._queued -= 1
+    bus._on_dequeued()
 
 
 def create_rows(bus: EventBus, event: BaseEvent[Any]) -> list[EventResult[Any]]:
     """One row per handler that should still run here (existing finished rows are never re-run)."""
     results = event.event_results
     rows: list[EventResult[Any]] = []
-    for handler in bus._handlers_for(event):  # pyright: ignore[reportPrivateUsage]
+    for handler in bus._handlers_for(event):
         row = results.get(handler.id)
         if row is None:
-            row = EventResult(event_id=event.event_id, handler=handler)
+            row = EventResult[Any](event_id=event.event_id, handler=handler)
             results[handler.id] = row
         elif row.status != "pending":
             continue
@@ -342,7 +371,7 @@ async def process(
     """Process a claimed event on ``bus``: run its handlers under the event's policy and timeout."""
     timeout = event.event_timeout if event.event_timeout is not None else bus.event_timeout
     run = EventRun(bus, event, timeout, parent_frame)
-    runs = event._runs  # pyright: ignore[reportPrivateUsage]
+    runs = event._runs
     runs.append(run)
     rows = run.rows = create_rows(bus, event)
     run.first = (event.event_handler_completion or bus.event_handler_completion) == "first"
@@ -400,15 +429,15 @@ def finish_on_bus(bus: EventBus, event: BaseEvent[Any]) -> None:
     """``bus`` is done with ``event``: count it down, complete it (and its ancestors) when nothing is left."""
     event.event_pending_bus_count -= 1
     _notify_progress(event)
-    bus._on_finished()  # pyright: ignore[reportPrivateUsage]
+    bus._on_finished()
     if event.event_pending_bus_count == 0:
         maybe_complete(event)
 
 
 def _notify_progress(event: BaseEvent[Any]) -> None:
-    signal = event._processed  # pyright: ignore[reportPrivateUsage]
+    signal = event._processed
     if signal is not None:
-        event._processed = None  # pyright: ignore[reportPrivateUsage]
+        event._processed = None
         signal.set()
 
 
@@ -418,14 +447,14 @@ def maybe_complete(event: BaseEvent[Any] | None) -> None:
         event is not None
         and event.event_status != "completed"
         and event.event_pending_bus_count == 0
-        and event._open_children == 0  # pyright: ignore[reportPrivateUsage]
+        and event._open_children == 0
         and event.event_status != "pending"
     ):
         complete(event)
-        parent = event._parent  # pyright: ignore[reportPrivateUsage]
+        parent = event._parent
         if parent is None:
             return
-        parent._open_children -= 1  # pyright: ignore[reportPrivateUsage]
+        parent._open_children -= 1
         event = parent
 
 
@@ -434,12 +463,12 @@ def complete(event: BaseEvent[Any]) -> None:
     event.event_completed_at = now = monotonic_datetime()
     if event.event_started_at is None:
         event.event_started_at = now
-    event._context = None  # pyright: ignore[reportPrivateUsage]
-    done = event._done  # pyright: ignore[reportPrivateUsage]
+    event._context = None
+    done = event._done
     if done is not None:
         done.set()
-    for bus in event._buses:  # pyright: ignore[reportPrivateUsage]
-        bus._on_event_completed(event)  # pyright: ignore[reportPrivateUsage]
+    for bus in event._buses:
+        bus._on_event_completed(event)
 
 
 def cancel_descendants(children: Iterable[BaseEvent[Any]], reason: str) -> None:
@@ -450,14 +479,14 @@ def cancel_descendants(children: Iterable[BaseEvent[Any]], reason: str) -> None:
         child = stack.pop()
         if child.event_status == "completed":
             continue
-        for bus in [b for b in child._buses if b in child._queued_on]:  # pyright: ignore[reportPrivateUsage]
+        for bus in [b for b in child._buses if b in child._queued_on]:
             claim(bus, child)
             if child.event_status == "pending":
                 child.event_status = "started"
                 child.event_started_at = monotonic_datetime()
             _cancel_pending_rows(child, create_rows(bus, child), reason)
             finish_on_bus(bus, child)
-        for run in list(child._runs):  # pyright: ignore[reportPrivateUsage]
+        for run in list(child._runs):
             if run.cancel_reason is None:
                 run.cancel_reason = reason
             run.scope.cancel()
@@ -466,7 +495,7 @@ def cancel_descendants(children: Iterable[BaseEvent[Any]], reason: str) -> None:
 
 def drop_queued(bus: EventBus, event: BaseEvent[Any], reason: str) -> None:
     """Release a copy of ``event`` still queued on a bus that is shutting down."""
-    if bus not in event._queued_on:  # pyright: ignore[reportPrivateUsage]
+    if bus not in event._queued_on:
         return
     claim(bus, event)
     if event.event_status == "pending":
@@ -479,23 +508,26 @@ def drop_queued(bus: EventBus, event: BaseEvent[Any], reason: str) -> None:
 # ---------------------------------------------------------------------------------------- the runloop
 async def run_loop(bus: EventBus) -> None:
     """Receive events in FIFO order; process serial ones inline (no task per event), spawn parallel ones."""
-    receive = bus._receive_stream.receive  # pyright: ignore[reportPrivateUsage]
-    bus_limiter = bus._limiter  # pyright: ignore[reportPrivateUsage]
+    receive = bus._receive_stream.receive
+    bus_limiter = bus._limiter
+    assert bus_limiter is not None
     bus_held = frozenset((bus_limiter,))
+    no_limiters: frozenset[CapacityLimiter] = frozenset()
     default_mode = bus.event_concurrency
-    work_tg = bus._work_tg  # pyright: ignore[reportPrivateUsage]
+    work_tg = bus._work_tg
     assert work_tg is not None
     while True:
         event = await receive()
-        if bus not in event._queued_on:  # pyright: ignore[reportPrivateUsage]
+        if bus not in event._queued_on:
             continue  # claimed by a queue-jump or a cancellation
         mode = event.event_concurrency or default_mode
         if mode == "parallel":
             claim(bus, event)
-            work_tg.start_soon(process, bus, event, frozenset(), None)
+            work_tg.start_soon(process, bus, event, no_limiters, None)
             continue
         if mode == "bus-serial":
-            limiter, held = bus_limiter, bus_held
+            limiter = bus_limiter
+            held = bus_held
         else:
             limiter = global_serial_limiter()
             held = frozenset((limiter,))
@@ -505,7 +537,7 @@ async def run_loop(bus: EventBus) -> None:
         except WouldBlock:
             await limiter.acquire_on_behalf_of(token)
         try:
-            if bus in event._queued_on:  # pyright: ignore[reportPrivateUsage]
+            if bus in event._queued_on:
                 claim(bus, event)
                 await process(bus, event, held, None)
         finally:
@@ -518,14 +550,16 @@ def _limiter_for(bus: EventBus, event: BaseEvent[Any]) -> CapacityLimiter | None
     if mode == "parallel":
         return None
     if mode == "bus-serial":
-        return bus._limiter  # pyright: ignore[reportPrivateUsage]
+        return bus._limiter
     return global_serial_limiter()
 
 
 def _require_running(event: BaseEvent[Any]) -> None:
-    buses = event._buses  # pyright: ignore[reportPrivateUsage]
+    buses = event._buses
     if not buses:
-        raise BusNotRunningError(f"{event.event_label} was never emitted on a bus, so nothing would process it")
+        raise BusNotRunningError(
+            f"{event.event_label} was never emitted on a bus, so nothing would process it"
+        )
     if not any(bus.is_running for bus in buses):
         labels = ", ".join(bus.label for bus in buses)
         raise BusNotRunningError(
@@ -535,9 +569,9 @@ def _require_running(event: BaseEvent[Any]) -> None:
 
 
 async def _wait_for_progress(event: BaseEvent[Any]) -> None:
-    signal = event._processed  # pyright: ignore[reportPrivateUsage]
+    signal = event._processed
     if signal is None:
-        signal = event._processed = anyio.Event()  # pyright: ignore[reportPrivateUsage]
+        signal = event._processed = anyio.Event()
     await signal.wait()
 
 
@@ -546,7 +580,7 @@ async def process_now(event: BaseEvent[Any], frame: HandlerFrame) -> None:
     the buses processing it elsewhere. Returns when no bus holds it any more (its own queued descendants
     may still be pending)."""
     while event.event_pending_bus_count > 0:
-        queued = [b for b in event._buses if b in event._queued_on]  # pyright: ignore[reportPrivateUsage]
+        queued = [b for b in event._buses if b in event._queued_on]
         if not queued:
             _require_running(event)
             await _wait_for_progress(event)
@@ -562,7 +596,7 @@ async def process_now(event: BaseEvent[Any], frame: HandlerFrame) -> None:
         token = object()
         await limiter.acquire_on_behalf_of(token)
         try:
-            if bus in event._queued_on:  # pyright: ignore[reportPrivateUsage]
+            if bus in event._queued_on:
                 claim(bus, event)
                 await process(bus, event, frame.held | {limiter}, frame)
         finally:
@@ -577,7 +611,7 @@ def _check_not_waiting_on_self(event: BaseEvent[Any], frame: HandlerFrame, what:
                 f"{what} on {event.event_label} inside its own handler {frame.handler.label} (or a descendant's) "
                 "could never finish: an event completes only after its handlers return"
             )
-        ancestor = ancestor._parent  # pyright: ignore[reportPrivateUsage]
+        ancestor = ancestor._parent
 
 
 async def wait_now(event: BaseEvent[Any]) -> None:
@@ -608,14 +642,14 @@ async def wait_completed(event: BaseEvent[Any]) -> None:
     frame = current_frame.get()
     if frame is not None:
         _check_not_waiting_on_self(event, frame, "event_completed()")
-        for bus in event._buses:  # pyright: ignore[reportPrivateUsage]
-            if bus in event._queued_on and _limiter_for(bus, event) in frame.held:  # pyright: ignore[reportPrivateUsage]
+        for bus in event._buses:
+            if bus in event._queued_on and _limiter_for(bus, event) in frame.held:
                 raise DeadlockError(
                     f"event_completed() on {event.event_label} inside handler {frame.handler.label}: the event is "
                     f"queued behind this handler on the serial bus {bus.label}, so it could never complete. "
                     "Use `await event` to process it now."
                 )
-    done = event._done  # pyright: ignore[reportPrivateUsage]
+    done = event._done
     if done is None:
-        done = event._done = anyio.Event()  # pyright: ignore[reportPrivateUsage]
+        done = event._done = anyio.Event()
     await done.wait()

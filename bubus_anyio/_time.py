@@ -39,9 +39,7 @@ def format_ns(ns: int) -> str:
     seconds, fraction = divmod(ns, 1_000_000_000)
     if seconds != _cached_second:
         tm = time.gmtime(seconds)
-        _cached_prefix = (
-            f"{tm.tm_year:04d}-{tm.tm_mon:02d}-{tm.tm_mday:02d}T{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}."
-        )
+        _cached_prefix = f"{tm.tm_year:04d}-{tm.tm_mon:02d}-{tm.tm_mday:02d}T{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}."
         _cached_second = seconds
         return f"{_cached_prefix}{fraction:09d}Z"
     return f"{_cached_prefix}{fraction:09d}Z"
@@ -69,7 +67,9 @@ def normalize_timestamp(value: str | datetime) -> str:
             raise ValueError(f"timestamp must be a string or datetime, got {value!r}")
         match = _TIMESTAMP_RE.match(value)
         if match is None:
-            raise ValueError(f"invalid timestamp {value!r}: expected YYYY-MM-DDTHH:MM:SS[.fffffffff](Z|±HH:MM)")
+            raise ValueError(
+                f"invalid timestamp {value!r}: expected YYYY-MM-DDTHH:MM:SS[.fffffffff](Z|±HH:MM)"
+            )
         year, month, day, hour, minute, second, digits, zone = match.groups()
         try:
             dt = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC)
