@@ -28,6 +28,7 @@ from ._errors import BusNotRunningError, QueueFullError
 from ._events import BaseEvent
 from ._handlers import _UNSET, EventHandler, HandlerCallable
 from ._history import EventHistory
+from ._middleware import HookQueue
 from ._ids import new_id, normalize_uuid
 from ._modes import (
     EVENT_CONCURRENCY_VALUES,
@@ -178,6 +179,7 @@ class EventBus:
             raise ValueError(f"max_pending must be an int >= 1 or None, got {max_pending!r}")
         self.max_pending = max_pending
         self.middlewares: list[Any] = [m() if isinstance(m, type) else m for m in middlewares]
+        self._hooks: HookQueue | None = HookQueue(self) if self.middlewares else None
 
         self.handlers: dict[str, EventHandler] = {}
         self._by_pattern: dict[str, tuple[EventHandler, ...]] = {}
@@ -310,6 +312,8 @@ class EventBus:
             self._by_pattern[key] = (*existing, entry)
         if entry.forwards_to is not None:
             self._forwarders += 1
+        if self._hooks is not None:
+            self._hooks.notify("on_bus_handlers_change", entry, True)
         return entry
 
     def off(self, pattern: EventPattern, handler: HandlerCallable | EventHandler | str | None = None) -> None:
@@ -333,6 +337,8 @@ class EventBus:
                 self.handlers.pop(entry.id, None)
                 if entry.forwards_to is not None:
                     self._forwarders -= 1
+                if self._hooks is not None:
+                    self._hooks.notify("on_bus_handlers_change", entry, False)
         if key == "*":
             self._wildcard = keep
         elif keep:
@@ -452,8 +458,19 @@ class EventBus:
         self._in_flight -= 1
         idle = self._idle
         if idle is not None and self._queued == 0 and self._in_flight == 0:
-            self._idle = None
-            idle.set()
+            if self._hooks is None or self._hooks.pending == 0:
+                self._idle = None
+                idle.set()
+
+    def _on_hooks_delivered(self) -> None:
+        idle = self._idle
+        if idle is not None and self._queued == 0 and self._in_flight == 0 and self._hooks is not None:
+            if self._hooks.pending == 0:
+                self._idle = None
+                idle.set()
+
+    def _is_idle(self) -> bool:
+        return not self._queued and not self._in_flight and (self._hooks is None or not self._hooks.pending)
 
     def _on_event_completed(self, event: BaseEvent[Any]) -> None:
         self._history.on_completed(event)
@@ -628,6 +645,8 @@ class EventBus:
                     self._work_tg = work_tg
                     if self._slow_rows is not None:
                         work_tg.start_soon(self._monitor_slow_handlers)
+                    if self._hooks is not None:
+                        work_tg.start_soon(self._hooks.deliver_forever)
                     task_status.started()
                     await _runtime.run_loop(self)
         finally:
@@ -650,6 +669,8 @@ class EventBus:
             _runtime.drop_queued(self, event, reason)
         self._send_stream.close()
         self._receive_stream.close()
+        if self._hooks is not None:
+            self._hooks.close()
         for waiter in self._find_waiters:
             waiter.signal.set()
         self._find_waiters.clear()
@@ -701,7 +722,7 @@ class EventBus:
                 f"wait_until_idle() from handler {frame.handler.label} of {self.label} never returns"
             )
         with anyio.move_on_after(timeout):
-            while self._queued or self._in_flight:
+            while not self._is_idle():
                 if self._idle is None:
                     self._idle = anyio.Event()
                 await self._idle.wait()

@@ -225,6 +225,9 @@ async def run_handler(
     timeout = effective_handler_timeout(handler, event, bus)
     row.timeout = timeout
     row.mark_started()
+    hooks = bus._hooks
+    if hooks is not None:
+        hooks.notify("on_event_result_change", event, row, "started")
     frame = HandlerFrame(event, handler, bus, row, held, run)
     captured = event._context
     ctx = captured.copy() if captured is not None else copy_context()
@@ -301,7 +304,11 @@ async def run_handler(
         row._cancel_scope = None
         if monitored:
             bus._unwatch_row(row)
+        if hooks is not None and row.is_finished:
+            hooks.notify("on_event_result_change", event, row, "completed")
     record_value(event, row, value, run)
+    if hooks is not None:
+        hooks.notify("on_event_result_change", event, row, "completed")
 
 
 def _aborted(
@@ -375,9 +382,16 @@ async def process(
     runs.append(run)
     rows = run.rows = create_rows(bus, event)
     run.first = (event.event_handler_completion or bus.event_handler_completion) == "first"
+    hooks = bus._hooks
+    if hooks is not None:
+        hooks.notify("on_event_change", event, "pending")
+        for row in rows:
+            hooks.notify("on_event_result_change", event, row, "pending")
     if event.event_status == "pending":
         event.event_status = "started"
         event.event_started_at = monotonic_datetime()
+    if hooks is not None:
+        hooks.notify("on_event_change", event, "started")
     try:
         if rows:
             run.parallel = (event.event_handler_concurrency or bus.event_handler_concurrency) == "parallel"
@@ -392,14 +406,14 @@ async def process(
                             break
                         await run_handler(bus, event, row, run, held)
             if run.stopped or run.scope.cancelled_caught:
-                _cancel_pending_rows(event, rows, _stop_reason(run))
+                _cancel_pending_rows(bus, event, rows, _stop_reason(run))
                 if run.scope.cancelled_caught and run.cancel_reason is None:
                     cancel_descendants(
                         [c for row in rows for c in row.event_children],
                         f"its parent event {event.event_label} timed out after {timeout}s",
                     )
     except BaseException:
-        _cancel_pending_rows(event, rows, _abort_reason(run))
+        _cancel_pending_rows(bus, event, rows, _abort_reason(run))
         raise
     finally:
         runs.remove(run)
@@ -412,7 +426,10 @@ def _stop_reason(run: EventRun) -> str:
     return _abort_reason(run)
 
 
-def _cancel_pending_rows(event: BaseEvent[Any], rows: Iterable[EventResult[Any]], reason: str) -> None:
+def _cancel_pending_rows(
+    bus: EventBus, event: BaseEvent[Any], rows: Iterable[EventResult[Any]], reason: str
+) -> None:
+    hooks = bus._hooks
     for row in rows:
         if row.status == "pending":
             row.mark_error(
@@ -423,6 +440,8 @@ def _cancel_pending_rows(event: BaseEvent[Any], rows: Iterable[EventResult[Any]]
                     event_result=row,
                 )
             )
+            if hooks is not None:
+                hooks.notify("on_event_result_change", event, row, "completed")
 
 
 def finish_on_bus(bus: EventBus, event: BaseEvent[Any]) -> None:
@@ -469,6 +488,8 @@ def complete(event: BaseEvent[Any]) -> None:
         done.set()
     for bus in event._buses:
         bus._on_event_completed(event)
+        if bus._hooks is not None:
+            bus._hooks.notify("on_event_change", event, "completed")
 
 
 def cancel_descendants(children: Iterable[BaseEvent[Any]], reason: str) -> None:
@@ -484,7 +505,7 @@ def cancel_descendants(children: Iterable[BaseEvent[Any]], reason: str) -> None:
             if child.event_status == "pending":
                 child.event_status = "started"
                 child.event_started_at = monotonic_datetime()
-            _cancel_pending_rows(child, create_rows(bus, child), reason)
+            _cancel_pending_rows(bus, child, create_rows(bus, child), reason)
             finish_on_bus(bus, child)
         for run in list(child._runs):
             if run.cancel_reason is None:
@@ -501,7 +522,7 @@ def drop_queued(bus: EventBus, event: BaseEvent[Any], reason: str) -> None:
     if event.event_status == "pending":
         event.event_status = "started"
         event.event_started_at = monotonic_datetime()
-    _cancel_pending_rows(event, create_rows(bus, event), reason)
+    _cancel_pending_rows(bus, event, create_rows(bus, event), reason)
     finish_on_bus(bus, event)
 
 

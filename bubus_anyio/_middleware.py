@@ -1,0 +1,72 @@
+"""Middleware hook delivery: ordered, off the hot path, owned by the bus's task group.
+
+Middlewares are objects with any of three optional async hooks::
+
+    async def on_event_change(bus, event, status): ...            # 'pending' | 'started' | 'completed'
+    async def on_event_result_change(bus, event, result, status): ...
+    async def on_bus_handlers_change(bus, handler, registered): ...
+
+The engine records changes synchronously (it must, under level cancellation) and queues one notification
+per change into a memory stream; a single task per bus awaits the hooks in that order. So hooks see every
+transition in the order it happened, a slow hook delays other hooks but never the bus, and a bus without
+middlewares pays one attribute check per transition. ``wait_until_idle()`` waits for queued notifications.
+A hook that raises is logged with its traceback and does not stop later hooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+if TYPE_CHECKING:
+    from ._bus import EventBus
+
+__all__ = ["HookQueue"]
+
+logger = logging.getLogger("bubus_anyio.middleware")
+
+Notification = tuple[str, tuple[Any, ...]]
+
+
+class HookQueue:
+    """The ordered queue of hook calls for one bus."""
+
+    __slots__ = ("_bus", "_receive", "_send", "pending")
+
+    def __init__(self, bus: EventBus) -> None:
+        self._bus = bus
+        send, receive = anyio.create_memory_object_stream[Notification](math.inf)
+        self._send: MemoryObjectSendStream[Notification] = send
+        self._receive: MemoryObjectReceiveStream[Notification] = receive
+        #: notifications queued or being delivered (part of the bus's idle condition)
+        self.pending = 0
+
+    def notify(self, hook: str, *args: Any) -> None:
+        """Queue ``hook(bus, *args)`` on every middleware that has it (synchronous, never blocks)."""
+        self.pending += 1
+        self._send.send_nowait((hook, args))
+
+    async def deliver_forever(self) -> None:
+        """Run in the bus's task group: await each queued notification's hooks in order."""
+        bus = self._bus
+        async for hook, args in self._receive:
+            try:
+                for middleware in bus.middlewares:
+                    method = getattr(middleware, hook, None)
+                    if method is None:
+                        continue
+                    try:
+                        await method(bus, *args)
+                    except Exception:
+                        logger.exception("%s: middleware %r failed in %s", bus.label, middleware, hook)
+            finally:
+                self.pending -= 1
+                bus._on_hooks_delivered()
+
+    def close(self) -> None:
+        self._send.close()
+        self._receive.close()
