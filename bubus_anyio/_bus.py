@@ -28,8 +28,8 @@ from ._errors import BusNotRunningError, QueueFullError
 from ._events import BaseEvent
 from ._handlers import _UNSET, EventHandler, HandlerCallable
 from ._history import EventHistory
-from ._middleware import HookQueue
 from ._ids import new_id, normalize_uuid
+from ._middleware import HookQueue
 from ._modes import (
     EVENT_CONCURRENCY_VALUES,
     HANDLER_COMPLETION_VALUES,

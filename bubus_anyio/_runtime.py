@@ -20,7 +20,8 @@ import math
 import types
 from collections.abc import Callable, Generator, Iterable
 from contextvars import Context, copy_context
-from typing import TYPE_CHECKING, Any, cast
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio import CancelScope, CapacityLimiter, WouldBlock
@@ -67,19 +68,26 @@ def global_serial_limiter() -> CapacityLimiter:
 
 
 class EventRun:
-    """One processing of one event on one bus: its cancel scope and why it was cancelled, if it was."""
+    """One processing of one event on one bus: its time budget, and why it was cancelled if it was.
+
+    Cancel scopes are created lazily: only once a handler actually suspends (a sync handler, or an async one
+    that returns without awaiting anything, cannot be interrupted, so it needs none). The budget is kept as
+    a start time on ``perf_counter`` and converted to an anyio deadline when a scope is made.
+    """
 
     __slots__ = (
         "bus",
         "cancel_reason",
-        "deadline",
         "event",
         "first",
         "parallel",
         "parent_frame",
         "rows",
         "scope",
+        "scope_active",
+        "started",
         "stopped",
+        "timed_out",
         "timeout",
     )
 
@@ -89,51 +97,53 @@ class EventRun:
         self.bus = bus
         self.event = event
         self.timeout = timeout
-        self.deadline = math.inf if timeout is None else anyio.current_time() + timeout
-        self.scope = CancelScope(deadline=self.deadline)
+        self.started = perf_counter()
+        #: the event-level scope currently entered (or last entered), if any
+        self.scope: CancelScope | None = None
+        self.scope_active = False
         self.cancel_reason: str | None = None
         self.parent_frame = parent_frame
         self.first = False
         self.parallel = False
         self.stopped = False
+        self.timed_out = False
         self.rows: list[EventResult[Any]] = []
+
+    def new_scope(self) -> CancelScope:
+        """An event-level scope with this run's deadline (already cancelled if the run was)."""
+        timeout = self.timeout
+        deadline = math.inf if timeout is None else _deadline(self.started, timeout)
+        scope = CancelScope(deadline=deadline)
+        if self.cancel_reason is not None:
+            scope.cancel()
+        self.scope = scope
+        return scope
+
+    def cancel(self, reason: str) -> None:
+        """Abort this run from outside (a parent timed out, a ``first`` winner): running handlers are
+        interrupted, handlers not started yet never start."""
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+        self.stopped = True
+        if self.scope is not None and self.scope_active:
+            self.scope.cancel()
+
+
+def _deadline(started: float, timeout: float) -> float:
+    """The anyio deadline of a budget that began at ``started`` on ``perf_counter``."""
+    return anyio.current_time() - (perf_counter() - started) + timeout
 
 
 # ---------------------------------------------------------------------------------------- calling handlers
-@types.coroutine
-def _drive(ctx: Context, coro: Any) -> Generator[Any, Any, Any]:
-    """Run ``coro`` to completion with every step inside ``ctx``: the handler sees the emit-time context
-    although it runs in the runloop's task. A handler that never suspends costs one ``ctx.run`` call."""
-    run = ctx.run
-    send = coro.send
-    try:
-        yielded = run(send, None)
-    except StopIteration as stop:
-        return stop.value
-    try:
-        while True:
-            try:
-                value = yield yielded
-            except BaseException as exc:
-                try:
-                    yielded = run(coro.throw, exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    yielded = run(send, value)
-                except StopIteration as stop:
-                    return stop.value
-    finally:
-        coro.close()
-
-
 def _enter(frame: HandlerFrame, fn: Callable[[Any], Any], event: BaseEvent[Any]) -> Any:
     current_frame.set(frame)
     return fn(event)
 
 
-def _enter_in(ctx: Context, frame: HandlerFrame, fn: Callable[[Any], Any]) -> Any:
+def _enter_in(ctx: Context, frame: HandlerFrame) -> Any:
+    """Run a sync handler in a worker thread, inside the handler's context."""
+    fn = frame.handler.handler
+    assert fn is not None
     return ctx.run(_enter, frame, fn, frame.event)
 
 
@@ -141,21 +151,122 @@ async def _await_value(value: Any) -> Any:
     return await value
 
 
-async def _call(frame: HandlerFrame, ctx: Context) -> Any:
-    handler = frame.handler
-    fn = handler.handler
-    if fn is None:
-        raise EventBusError(f"handler {handler.label} has no callable attached (restored from a snapshot?)")
-    if handler.is_async:
-        return await _drive(ctx, ctx.run(_enter, frame, fn, frame.event))
-    if handler.run_in_thread:
-        return await anyio.to_thread.run_sync(
-            _enter_in, ctx, frame, fn, abandon_on_cancel=True, limiter=frame.bus._thread_limiter
-        )
-    value: Any = ctx.run(_enter, frame, fn, frame.event)
-    if hasattr(value, "__await__") and not isinstance(value, BaseEvent):
-        return await _drive(ctx, _await_value(value))
-    return cast(Any, value)
+@types.coroutine
+def _drive(ctx: Context, coro: Any) -> Generator[Any, Any, Any]:
+    """Run a handler coroutine to completion with every step inside ``ctx``: the handler sees the emit-time
+    context although it runs in the processing task (no task per handler). Yielded values pass through
+    untouched, so the backend's scheduling and cancellation work as for any awaited coroutine."""
+    run = ctx.run
+    send = coro.send
+    throw = coro.throw
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                yielded = run(send, value) if error is None else run(throw, error)
+            except StopIteration as stop:
+                return stop.value
+            error = None
+            try:
+                value = yield yielded
+            except BaseException as exc:
+                error = exc
+    finally:
+        coro.close()
+
+
+_INTERRUPTED: Any = object()
+
+
+async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | None, awaitable: Any) -> Any:
+    """Run a handler that can suspend (async, in a thread, or a sync one that returned an awaitable) inside
+    the event-level scope (unless an enclosing one is active) and, when it could fire first, the handler's
+    own scope. Records timeouts and aborts on the row. Returns the value, or ``_INTERRUPTED`` when the row
+    already holds the outcome. Sync handlers never get here: they cannot be interrupted, so they need no
+    scope, which keeps the common path free of cancel-scope costs."""
+    row, run, event, bus = frame.result, frame.run, frame.event, frame.bus
+    handler = row.handler
+    event_scope = None if run.scope_active else run.new_scope()
+    deadline = math.inf if timeout is None else anyio.current_time() + timeout
+    handler_scope: CancelScope | None = None
+    if (
+        (event_scope is None and timeout is not None)
+        or (event_scope is not None and deadline < event_scope.deadline)
+        or (run.first and run.parallel)
+    ):
+        handler_scope = CancelScope(deadline=deadline)
+    row._cancel_scope = handler_scope
+    value: Any = _INTERRUPTED
+    with event_scope if event_scope is not None else _NO_SCOPE:
+        if event_scope is not None:
+            run.scope_active = True
+        try:
+            with handler_scope if handler_scope is not None else _NO_SCOPE:
+                if awaitable is not None:
+                    value = await _drive(ctx, awaitable)
+                elif handler.run_in_thread:
+                    value = await anyio.to_thread.run_sync(
+                        _enter_in, ctx, frame, abandon_on_cancel=True, limiter=bus._thread_limiter
+                    )
+                else:
+                    fn = handler.handler
+                    assert fn is not None
+                    value = await _drive(ctx, ctx.run(_enter, frame, fn, event))
+        except bus._cancelled_exc:
+            if not row.is_finished:
+                reason = _abort_reason(run)
+                row.mark_error(_aborted(event, row, reason, run.timeout))
+                cancel_descendants(
+                    row.event_children, f"its parent handler {handler.label} was aborted: {reason}"
+                )
+            raise
+        finally:
+            row._cancel_scope = None
+            if event_scope is not None:
+                run.scope_active = False
+        if handler_scope is not None and handler_scope.cancelled_caught:
+            value = _INTERRUPTED
+            reason = row._abort_reason
+            if reason is not None:
+                row.mark_error(_aborted(event, row, reason, None))
+            else:
+                children = row.event_children
+                extra = f" and interrupted any processing of {len(children)} child events" if children else ""
+                row.mark_error(
+                    EventHandlerTimeoutError(
+                        f"Event handler {handler.label}({event.event_label}) timed out after {timeout}s{extra}",
+                        event=event,
+                        handler=handler,
+                        event_result=row,
+                        timeout=timeout,
+                    )
+                )
+                cancel_descendants(
+                    children,
+                    f"its parent handler {handler.label}({event.event_label}) timed out after {timeout}s",
+                )
+    if event_scope is not None and event_scope.cancelled_caught:
+        run.stopped = True
+        if run.cancel_reason is None:
+            run.timed_out = True
+        return _INTERRUPTED
+    return value
+
+
+class _NoScope:
+    """A do-nothing context manager (cheaper than ``contextlib.nullcontext`` on the slow path)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_SCOPE = _NoScope()
 
 
 def effective_handler_timeout(handler: EventHandler, event: BaseEvent[Any], bus: EventBus) -> float | None:
@@ -198,7 +309,7 @@ def _abort_reason(run: EventRun) -> str:
     while True:
         if run.cancel_reason is not None:
             return run.cancel_reason
-        if run.scope.cancel_called:
+        if run.timed_out or (run.scope is not None and run.scope.cancel_called):
             return f"the event {run.event.event_label} timed out after {run.timeout}s on {run.bus.label}"
         frame = run.parent_frame
         if frame is None:
@@ -231,44 +342,23 @@ async def run_handler(
     frame = HandlerFrame(event, handler, bus, row, held, run)
     captured = event._context
     ctx = captured.copy() if captured is not None else copy_context()
-    deadline = math.inf if timeout is None else anyio.current_time() + timeout
-    scope: CancelScope | None = None
-    if deadline < run.deadline or (run.first and run.parallel):
-        scope = CancelScope(deadline=deadline)
-    row._cancel_scope = scope
     monitored = bus._slow_rows is not None
     if monitored:
         bus._watch_row(row, event)
     try:
-        if scope is None:
-            value = await _call(frame, ctx)
+        fn = handler.handler
+        if fn is None:
+            raise EventBusError(
+                f"handler {handler.label} has no callable attached (restored from a snapshot?)"
+            )
+        if handler.is_async or handler.run_in_thread:
+            value = await _run_in_scopes(frame, ctx, timeout, None)
         else:
-            value = None
-            with scope:
-                value = await _call(frame, ctx)
-            if scope.cancelled_caught:
-                reason = row._abort_reason
-                if reason is not None:
-                    row.mark_error(_aborted(event, row, reason, None))
-                else:
-                    children = row.event_children
-                    extra = (
-                        f" and interrupted any processing of {len(children)} child events" if children else ""
-                    )
-                    row.mark_error(
-                        EventHandlerTimeoutError(
-                            f"Event handler {handler.label}({event.event_label}) timed out after {timeout}s{extra}",
-                            event=event,
-                            handler=handler,
-                            event_result=row,
-                            timeout=timeout,
-                        )
-                    )
-                    cancel_descendants(
-                        children,
-                        f"its parent handler {handler.label}({event.event_label}) timed out after {timeout}s",
-                    )
-                return
+            value = ctx.run(_enter, frame, fn, event)
+            if hasattr(value, "__await__") and not isinstance(value, BaseEvent):
+                value = await _run_in_scopes(frame, ctx, timeout, _await_value(value))
+        if value is _INTERRUPTED:
+            return
     except bus._cancelled_exc:
         if not row.is_finished:
             reason = _abort_reason(run)
@@ -395,19 +485,16 @@ async def process(
     try:
         if rows:
             run.parallel = (event.event_handler_concurrency or bus.event_handler_concurrency) == "parallel"
-            with run.scope:
-                if run.parallel and len(rows) > 1:
-                    async with anyio.create_task_group() as tg:
-                        for row in rows:
-                            tg.start_soon(run_handler, bus, event, row, run, held)
-                else:
-                    for row in rows:
-                        if run.stopped:
-                            break
-                        await run_handler(bus, event, row, run, held)
-            if run.stopped or run.scope.cancelled_caught:
+            if run.parallel and len(rows) > 1:
+                await _run_parallel(bus, event, rows, run, held)
+            else:
+                for row in rows:
+                    if run.stopped:
+                        break
+                    await run_handler(bus, event, row, run, held)
+            if run.stopped:
                 _cancel_pending_rows(bus, event, rows, _stop_reason(run))
-                if run.scope.cancelled_caught and run.cancel_reason is None:
+                if run.timed_out:
                     cancel_descendants(
                         [c for row in rows for c in row.event_children],
                         f"its parent event {event.event_label} timed out after {timeout}s",
@@ -420,8 +507,31 @@ async def process(
         finish_on_bus(bus, event)
 
 
+async def _run_parallel(
+    bus: EventBus,
+    event: BaseEvent[Any],
+    rows: list[EventResult[Any]],
+    run: EventRun,
+    held: frozenset[CapacityLimiter],
+) -> None:
+    """All handlers of the event at once, in a task group inside the event-level scope."""
+    scope = run.new_scope()
+    run.scope_active = True
+    try:
+        with scope:
+            async with anyio.create_task_group() as tg:
+                for row in rows:
+                    tg.start_soon(run_handler, bus, event, row, run, held)
+    finally:
+        run.scope_active = False
+    if scope.cancelled_caught:
+        run.stopped = True
+        if run.cancel_reason is None:
+            run.timed_out = True
+
+
 def _stop_reason(run: EventRun) -> str:
-    if run.stopped and run.cancel_reason is None and not run.scope.cancel_called:
+    if run.cancel_reason is None and not run.timed_out:
         return "first() resolved"
     return _abort_reason(run)
 
@@ -508,9 +618,7 @@ def cancel_descendants(children: Iterable[BaseEvent[Any]], reason: str) -> None:
             _cancel_pending_rows(bus, child, create_rows(bus, child), reason)
             finish_on_bus(bus, child)
         for run in list(child._runs):
-            if run.cancel_reason is None:
-                run.cancel_reason = reason
-            run.scope.cancel()
+            run.cancel(reason)
         stack.extend(child.event_children)
 
 

@@ -1,0 +1,426 @@
+"""Handler and event timeouts, their outcomes, and parent timeouts cancelling descendants on every bus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from bubus_anyio import (
+    BaseEvent,
+    EventBus,
+    EventHandlerAbortedError,
+    EventHandlerCancelledError,
+    EventHandlerError,
+    EventHandlerTimeoutError,
+)
+
+pytestmark = pytest.mark.anyio
+
+UNSET: Any = object()
+
+
+class TOWork(BaseEvent[Any]):
+    pass
+
+
+class TONext(BaseEvent[Any]):
+    pass
+
+
+class TOParent(BaseEvent[Any]):
+    pass
+
+
+class TOChild(BaseEvent[Any]):
+    pass
+
+
+class TOGrandChild(BaseEvent[Any]):
+    pass
+
+
+class TOBlocker(BaseEvent[Any]):
+    pass
+
+
+# ------------------------------------------------------------------------------------------ resolution
+@pytest.mark.parametrize(
+    ("handler_timeout", "event_handler_timeout", "event_timeout", "bus_timeout", "expected"),
+    [
+        # the reference's example: the bus default caps the handler level even when the event raised its own
+        (UNSET, None, 0.5, 0.05, 0.05),
+        (UNSET, 0.5, 0.5, 0.05, 0.5),  # ... unless event_handler_timeout is raised too
+        (UNSET, None, None, 0.05, 0.05),
+        (UNSET, None, 0.05, 60.0, 0.05),
+        (UNSET, 0.07, None, 60.0, 0.07),
+        (UNSET, 0.07, 0.05, 60.0, 0.05),
+        (0.03, None, None, 60.0, 0.03),  # handler option beats the rest...
+        (0.03, 0.07, None, 60.0, 0.03),
+        (2.0, 0.07, None, 60.0, 2.0),
+        (2.0, None, 0.05, 60.0, 0.05),  # ...but is capped by the event level
+        (None, None, None, 60.0, 60.0),  # None at handler level: the event level still applies
+        (None, None, 0.05, None, 0.05),
+        (None, None, None, None, None),  # everything disabled
+        (UNSET, None, None, None, None),
+        (UNSET, 0.07, None, None, 0.07),
+        (0.03, None, None, None, 0.03),
+    ],
+)
+async def test_effective_handler_timeout(
+    handler_timeout: Any,
+    event_handler_timeout: float | None,
+    event_timeout: float | None,
+    bus_timeout: float | None,
+    expected: float | None,
+) -> None:
+    with anyio.fail_after(5):
+        async with EventBus("TOResolve", event_timeout=bus_timeout) as bus:
+            kwargs = {} if handler_timeout is UNSET else {"handler_timeout": handler_timeout}
+            handler = bus.on(TOWork, lambda e: "ok", **kwargs)
+            event = bus.emit(TOWork(event_timeout=event_timeout, event_handler_timeout=event_handler_timeout))
+            await event
+    row = event.event_results[handler.id]
+    assert row.status == "completed"
+    assert row.timeout == expected
+    # resolved at processing time, never written onto the event
+    assert event.event_timeout == event_timeout
+    assert event.event_handler_timeout == event_handler_timeout
+
+
+async def test_reference_example_event_timeout_does_not_raise_handler_budget() -> None:
+    """event_timeout=0.5 on a bus with event_timeout=0.05: each handler still gets 0.05 s."""
+    with anyio.fail_after(5):
+        async with EventBus("TOExample", event_timeout=0.05) as bus:
+
+            async def slow(event: TOWork) -> str:
+                await anyio.sleep(0.3)
+                return "too late"
+
+            handler = bus.on(TOWork, slow)
+            event = bus.emit(TOWork(event_timeout=0.5))
+            await event
+    row = event.event_results[handler.id]
+    assert isinstance(row.error, EventHandlerTimeoutError)
+    assert row.error.timeout == 0.05
+    assert row.timeout == 0.05
+
+
+# ------------------------------------------------------------------------------------------ outcomes
+async def test_own_deadline_gives_timeout_error_and_bus_continues() -> None:
+    ran: list[str] = []
+    with anyio.fail_after(5):
+        async with EventBus("TOOwn") as bus:
+
+            async def slow_handler(event: TOWork) -> str:
+                ran.append("slow")
+                await anyio.sleep_forever()
+                return "never"
+
+            def after(event: TOWork) -> str:
+                ran.append("after")
+                return "after"
+
+            def on_next(event: TONext) -> str:
+                ran.append("next")
+                return "next"
+
+            slow = bus.on(TOWork, slow_handler, handler_timeout=0.05)
+            later = bus.on(TOWork, after)
+            bus.on(TONext, on_next)
+            event = bus.emit(TOWork())
+            follow = bus.emit(TONext())
+            await event
+            await follow
+    assert ran == ["slow", "after", "next"]
+    row = event.event_results[slow.id]
+    assert row.status == "error"
+    error = row.error
+    assert isinstance(error, EventHandlerTimeoutError)
+    assert isinstance(error, TimeoutError)
+    assert isinstance(error, EventHandlerError)
+    assert error.timeout == 0.05
+    assert error.event is event
+    assert error.handler is slow
+    message = str(error)
+    assert "slow_handler" in message
+    assert "0.05" in message
+    assert "timed out" in message
+    assert event.event_results[later.id].result == "after"
+    assert await follow.event_result() == "next"
+    with pytest.raises(EventHandlerTimeoutError):
+        await event.event_result()
+
+
+async def test_event_deadline_while_running_aborts_and_pending_serial_handler_is_cancelled() -> None:
+    ran: list[str] = []
+    with anyio.fail_after(5):
+        async with EventBus("TOEventDeadline") as bus:
+
+            async def first(event: TOWork) -> None:
+                ran.append("first")
+                await anyio.sleep_forever()
+
+            def second(event: TOWork) -> str:
+                ran.append("second")
+                return "never"
+
+            def on_next(event: TONext) -> str:
+                ran.append("next")
+                return "next"
+
+            h_first = bus.on(TOWork, first)
+            h_second = bus.on(TOWork, second)
+            bus.on(TONext, on_next)
+            event = bus.emit(TOWork(event_timeout=0.05))
+            follow = bus.emit(TONext())
+            await event
+            await follow
+    assert ran == ["first", "next"]
+    first_error = event.event_results[h_first.id].error
+    second_error = event.event_results[h_second.id].error
+    assert isinstance(first_error, EventHandlerAbortedError)
+    assert not isinstance(first_error, EventHandlerTimeoutError)
+    assert "timed out" in str(first_error) and "0.05" in str(first_error)
+    assert isinstance(second_error, EventHandlerCancelledError)
+    assert event.event_status == "completed"
+    assert await follow.event_result() == "next"
+
+
+async def test_serial_handler_behind_own_timeout_cancelled_when_event_times_out() -> None:
+    """h1 times out on its own budget, h2 then runs into the event's deadline, h3 never starts."""
+    ran: list[str] = []
+    with anyio.fail_after(5):
+        async with EventBus("TOChain") as bus:
+
+            async def h1(event: TOWork) -> None:
+                ran.append("h1")
+                await anyio.sleep_forever()
+
+            async def h2(event: TOWork) -> None:
+                ran.append("h2")
+                await anyio.sleep_forever()
+
+            def h3(event: TOWork) -> None:
+                ran.append("h3")
+
+            r1 = bus.on(TOWork, h1, handler_timeout=0.02)
+            r2 = bus.on(TOWork, h2)
+            r3 = bus.on(TOWork, h3)
+            event = bus.emit(TOWork(event_timeout=0.1))
+            await event
+    assert ran == ["h1", "h2"]
+    rows = event.event_results
+    assert isinstance(rows[r1.id].error, EventHandlerTimeoutError)
+    assert isinstance(rows[r2.id].error, EventHandlerAbortedError)
+    assert isinstance(rows[r3.id].error, EventHandlerCancelledError)
+
+
+async def test_plain_timeout_error_is_normalised() -> None:
+    original = TimeoutError("upstream call took too long")
+    with anyio.fail_after(5):
+        async with EventBus("TOPlain") as bus:
+
+            def raises(event: TOWork) -> None:
+                raise original
+
+            handler = bus.on(TOWork, raises)
+            event = bus.emit(TOWork())
+            await event
+    error = event.event_results[handler.id].error
+    assert isinstance(error, EventHandlerTimeoutError)
+    assert error.__cause__ is original
+    assert "raises" in str(error)
+
+
+async def test_parallel_handlers_one_times_out_others_complete() -> None:
+    with anyio.fail_after(5):
+        async with EventBus("TOParallel", event_handler_concurrency="parallel") as bus:
+
+            async def slow(event: TOWork) -> None:
+                await anyio.sleep_forever()
+
+            async def fast(event: TOWork) -> str:
+                await anyio.lowlevel.checkpoint()
+                return "fast"
+
+            h_slow = bus.on(TOWork, slow, handler_timeout=0.05)
+            h_fast = bus.on(TOWork, fast)
+            event = bus.emit(TOWork())
+            await event
+    assert isinstance(event.event_results[h_slow.id].error, EventHandlerTimeoutError)
+    assert event.event_results[h_fast.id].result == "fast"
+
+
+# ------------------------------------------------------------------------------------------ parent timeout
+async def test_parent_timeout_aborts_awaited_child() -> None:
+    child_finished: list[bool] = []
+    holder: dict[str, BaseEvent[Any]] = {}
+    with anyio.fail_after(5):
+        async with EventBus("TOAwaited") as bus:
+
+            async def on_parent(event: TOParent) -> None:
+                holder["child"] = child = bus.emit(TOChild())
+                await child
+
+            async def on_child(event: TOChild) -> None:
+                await anyio.sleep_forever()
+                child_finished.append(True)
+
+            h_parent = bus.on(TOParent, on_parent, handler_timeout=0.05)
+            h_child = bus.on(TOChild, on_child)
+            parent = bus.emit(TOParent())
+            await parent
+    child = holder["child"]
+    assert isinstance(parent.event_results[h_parent.id].error, EventHandlerTimeoutError)
+    child_error = child.event_results[h_child.id].error
+    assert isinstance(child_error, EventHandlerAbortedError)
+    assert "on_parent" in str(child_error)
+    assert child_finished == []
+    assert child.event_status == "completed"
+    assert parent.event_status == "completed"
+
+
+async def test_parent_timeout_cancels_queued_children_on_every_bus() -> None:
+    ran: list[str] = []
+    holder: dict[str, BaseEvent[Any]] = {}
+    with anyio.fail_after(5):
+        async with EventBus("TOQueuedA") as a, EventBus("TOQueuedB") as b:
+            gate = anyio.Event()
+
+            async def on_blocker(event: TOBlocker) -> None:
+                await gate.wait()
+
+            async def on_parent(event: TOParent) -> None:
+                child = holder["child"] = TOChild()
+                a.emit(child)  # queued behind this handler on A
+                b.emit(child)  # queued behind the blocker on B
+                holder["grandchild_host"] = a.emit(TOWork())  # a second queued child
+                await anyio.sleep_forever()
+
+            def child_on_a(event: TOChild) -> None:
+                ran.append("child@A")
+
+            def child_on_a_too(event: TOChild) -> None:
+                ran.append("child@A2")
+
+            def child_on_b(event: TOChild) -> None:
+                ran.append("child@B")
+
+            def work_on_a(event: TOWork) -> None:
+                ran.append("work@A")
+
+            b.on(TOBlocker, on_blocker)
+            h_parent = a.on(TOParent, on_parent, handler_timeout=0.05)
+            h_a = a.on(TOChild, child_on_a)
+            h_a2 = a.on(TOChild, child_on_a_too)
+            h_b = b.on(TOChild, child_on_b)
+            h_work = a.on(TOWork, work_on_a)
+            b.emit(TOBlocker())
+            await anyio.wait_all_tasks_blocked()
+            parent = a.emit(TOParent())
+            await parent
+            child = holder["child"]
+            work = holder["grandchild_host"]
+            assert child.event_status == "completed"
+            assert work.event_status == "completed"
+            assert a.statistics().queued == 0
+            assert b.statistics().queued == 0
+            gate.set()
+            await a.wait_until_idle()
+            await b.wait_until_idle()
+    assert ran == []  # never ran, even after both buses drained
+    assert isinstance(parent.event_results[h_parent.id].error, EventHandlerTimeoutError)
+    assert child.event_path == [a.label, b.label]
+    assert set(child.event_results) == {h_a.id, h_a2.id, h_b.id}
+    for row in child.event_results.values():
+        assert isinstance(row.error, EventHandlerCancelledError)
+        assert "pending" in str(row.error)
+    assert {child.event_results[h_a.id].eventbus_id, child.event_results[h_b.id].eventbus_id} == {a.id, b.id}
+    assert isinstance(work.event_results[h_work.id].error, EventHandlerCancelledError)
+
+
+async def test_parent_timeout_aborts_child_running_on_other_bus() -> None:
+    child_started = anyio.Event()
+    child_finished: list[bool] = []
+    holder: dict[str, BaseEvent[Any]] = {}
+    with anyio.fail_after(5):
+        async with EventBus("TORemoteA") as a, EventBus("TORemoteB") as b:
+
+            async def on_parent(event: TOParent) -> None:
+                holder["child"] = b.emit(TOChild())  # processed by B's runloop, another task
+                await child_started.wait()
+                await anyio.sleep_forever()
+
+            async def on_child(event: TOChild) -> None:
+                holder["grandchild"] = b.emit(TOGrandChild())  # queued behind this handler on B
+                child_started.set()
+                await anyio.sleep_forever()
+                child_finished.append(True)
+
+            grandchild_ran: list[bool] = []
+
+            def on_grandchild(event: TOGrandChild) -> None:
+                grandchild_ran.append(True)
+
+            h_parent = a.on(TOParent, on_parent, handler_timeout=0.1)
+            h_child = b.on(TOChild, on_child)
+            h_grand = b.on(TOGrandChild, on_grandchild)
+            parent = a.emit(TOParent())
+            await parent
+            child = holder["child"]
+            grandchild = holder["grandchild"]
+            assert child.event_status == "completed"
+            assert grandchild.event_status == "completed"
+            await b.wait_until_idle()
+    assert isinstance(parent.event_results[h_parent.id].error, EventHandlerTimeoutError)
+    assert isinstance(child.event_results[h_child.id].error, EventHandlerAbortedError)
+    assert isinstance(grandchild.event_results[h_grand.id].error, EventHandlerCancelledError)
+    assert child_finished == []
+    assert grandchild_ran == []
+
+
+async def test_event_timeout_of_parent_cancels_queued_child() -> None:
+    ran: list[str] = []
+    holder: dict[str, BaseEvent[Any]] = {}
+    with anyio.fail_after(5):
+        async with EventBus("TOEventParent") as bus:
+
+            async def on_parent(event: TOParent) -> None:
+                holder["child"] = bus.emit(TOChild())
+                await anyio.sleep_forever()
+
+            def on_child(event: TOChild) -> None:
+                ran.append("child")
+
+            bus.on(TOParent, on_parent)
+            h_child = bus.on(TOChild, on_child)
+            parent = bus.emit(TOParent(event_timeout=0.05))
+            await parent
+            await bus.wait_until_idle()
+    assert ran == []
+    assert isinstance(holder["child"].event_results[h_child.id].error, EventHandlerCancelledError)
+
+
+async def test_child_with_own_handlers_after_parent_timeout_not_rerun() -> None:
+    """A child cancelled by the parent timeout is never processed later, even when emitted again."""
+    ran: list[str] = []
+    holder: dict[str, BaseEvent[Any]] = {}
+    with anyio.fail_after(5):
+        async with EventBus("TONoRerun") as bus:
+
+            async def on_parent(event: TOParent) -> None:
+                holder["child"] = bus.emit(TOChild())
+                await anyio.sleep_forever()
+
+            def on_child(event: TOChild) -> None:
+                ran.append("child")
+
+            bus.on(TOParent, on_parent, handler_timeout=0.05)
+            bus.on(TOChild, on_child)
+            await bus.emit(TOParent())
+            child = holder["child"]
+            assert bus.emit(child) is child  # already visited this bus: a no-op
+            await bus.wait_until_idle()
+    assert ran == []
