@@ -11,8 +11,10 @@ import logging
 import math
 import threading
 import warnings
+from collections import deque
 from collections.abc import Callable
 from contextvars import copy_context
+from time import perf_counter
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
@@ -187,9 +189,11 @@ class EventBus:
         self._forwarders = 0
         self._history = EventHistory(max_history_size, max_history_drop, owner=self.label)
 
-        send, receive = anyio.create_memory_object_stream[BaseEvent[Any]](math.inf)
-        self._send_stream: MemoryObjectSendStream[BaseEvent[Any]] = send
-        self._receive_stream: MemoryObjectReceiveStream[BaseEvent[Any]] = receive
+        # The stream exists only while the bus runs (so a bus that never runs leaves nothing unclosed);
+        # events emitted before that wait in the backlog, in order.
+        self._send_stream: MemoryObjectSendStream[BaseEvent[Any]] | None = None
+        self._receive_stream: MemoryObjectReceiveStream[BaseEvent[Any]] | None = None
+        self._backlog: deque[BaseEvent[Any]] = deque()
         self._queued = 0
         self._in_flight = 0
         self._running = False
@@ -208,6 +212,7 @@ class EventBus:
         self._find_waiters: list[_FindWaiter] = []
         self._slow_rows: dict[EventResult[Any], tuple[float, float, BaseEvent[Any]]] | None = None
         self._monitor_wake: float = math.inf
+        self._monitor_wakeup: anyio.Event | None = None
 
     # ------------------------------------------------------------------ identity
     @property
@@ -438,13 +443,30 @@ class EventBus:
         event._queued_on.add(self)
         event.event_pending_bus_count += 1
         self._queued += 1
-        self._send_stream.send_nowait(event)
+        stream = self._send_stream
+        if stream is not None:
+            stream.send_nowait(event)
+        else:
+            self._backlog.append(event)
         self._history.add(event)
         if self._find_waiters:
             self._resolve_finders(event)
         if event._processed is not None:
             _runtime._notify_progress(event)
         return event
+
+    def _requeue(self, event: BaseEvent[Any]) -> None:
+        """Queue a restored event again (snapshot restore): no parent linking, no ``event_path`` append."""
+        if self not in event._buses:
+            event._buses.append(self)
+        event._queued_on.add(self)
+        event.event_pending_bus_count += 1
+        self._queued += 1
+        if self._send_stream is not None:
+            self._send_stream.send_nowait(event)
+        else:
+            self._backlog.append(event)
+        self._history.add(event)
 
     # ------------------------------------------------------------------ bookkeeping hooks for the runtime
     def _on_dequeued(self) -> None:
@@ -608,12 +630,17 @@ class EventBus:
     ) -> bool | None:
         tg = self._tg
         assert tg is not None
-        try:
-            if exc_type is None and self._running:
+        if exc_type is None and self._running:
+            try:
                 await self.wait_until_idle()
-        finally:
-            if self._serve_scope is not None:
-                self._serve_scope.cancel()
+            except BaseException as drain_error:
+                # Cancelled (or failed) while draining: abort the bus, and still close its task group.
+                if self._serve_scope is not None:
+                    self._serve_scope.cancel()
+                await tg.__aexit__(type(drain_error), drain_error, drain_error.__traceback__)
+                raise
+        if self._serve_scope is not None:
+            self._serve_scope.cancel()
         return await tg.__aexit__(exc_type, exc, tb)
 
     async def run(self, *, task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
@@ -636,6 +663,10 @@ class EventBus:
         self._cancelled_exc = anyio.get_cancelled_exc_class()
         self._limiter = CapacityLimiter(1)
         self._thread_limiter = CapacityLimiter(40)
+        send, receive = anyio.create_memory_object_stream[BaseEvent[Any]](math.inf)
+        self._send_stream, self._receive_stream = send, receive
+        while self._backlog:
+            send.send_nowait(self._backlog.popleft())
         if self.event_handler_slow_timeout is not None or self.event_slow_timeout is not None:
             self._slow_rows = {}
         try:
@@ -661,14 +692,18 @@ class EventBus:
         if _running_names.get(self.name) is self:
             del _running_names[self.name]
         reason = f"the bus {self.label} stopped before processing it"
-        while True:
-            try:
-                event = self._receive_stream.receive_nowait()
-            except (WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                break
-            _runtime.drop_queued(self, event, reason)
-        self._send_stream.close()
-        self._receive_stream.close()
+        receive = self._receive_stream
+        if receive is not None:
+            while True:
+                try:
+                    self._backlog.append(receive.receive_nowait())
+                except (WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                    break
+            receive.close()
+        if self._send_stream is not None:
+            self._send_stream.close()
+        while self._backlog:
+            _runtime.drop_queued(self, self._backlog.popleft(), reason)
         if self._hooks is not None:
             self._hooks.close()
         for waiter in self._find_waiters:
@@ -751,9 +786,13 @@ class EventBus:
             return
         rows = self._slow_rows
         assert rows is not None
-        rows[row] = (anyio.current_time(), threshold, event)
+        rows[row] = (perf_counter(), threshold, event)
         if threshold < self._monitor_wake:
             self._monitor_wake = threshold
+            wake = self._monitor_wakeup
+            if wake is not None:
+                self._monitor_wakeup = None
+                wake.set()
 
     def _unwatch_row(self, row: EventResult[Any]) -> None:
         rows = self._slow_rows
@@ -766,8 +805,10 @@ class EventBus:
         rows = self._slow_rows
         assert rows is not None
         while True:
-            await anyio.sleep(min(1.0, max(0.005, self._monitor_wake / 4)))
-            now = anyio.current_time()
+            wakeup = self._monitor_wakeup = anyio.Event()
+            with anyio.move_on_after(min(1.0, max(0.005, self._monitor_wake / 4))):
+                await wakeup.wait()  # set early when a handler with a lower threshold starts
+            now = perf_counter()
             for row, (started, threshold, event) in list(rows.items()):
                 if row not in warned and now - started >= threshold:
                     warned.add(row)

@@ -37,13 +37,13 @@ from ._errors import (
     EventHandlerTimeoutError,
 )
 from ._events import BaseEvent
+from ._handlers import EventHandler
 from ._results import EventResult
 from ._time import monotonic_datetime
 from ._validation import describe_mismatch, type_repr
 
 if TYPE_CHECKING:
     from ._bus import EventBus
-    from ._handlers import EventHandler
 
 __all__ = ["DeadlockError", "run_loop", "wait_completed", "wait_for_results", "wait_now"]
 
@@ -332,6 +332,8 @@ async def run_handler(
 ) -> None:
     """Run one handler for one event and record what happened on its row. Never raises, except the
     backend's cancellation (recorded as an abort first, then re-raised)."""
+    if run.stopped:
+        return  # a first() winner or a cancellation came first: the row stays pending, then Cancelled
     handler = row.handler
     timeout = effective_handler_timeout(handler, event, bus)
     row.timeout = timeout
@@ -447,6 +449,9 @@ def claim(bus: EventBus, event: BaseEvent[Any]) -> None:
     bus._on_dequeued()
 
 
+_new_row: Callable[[str, EventHandler], EventResult[Any]] = EventResult  # unsubscripted: 3x cheaper
+
+
 def create_rows(bus: EventBus, event: BaseEvent[Any]) -> list[EventResult[Any]]:
     """One row per handler that should still run here (existing finished rows are never re-run)."""
     results = event.event_results
@@ -454,7 +459,7 @@ def create_rows(bus: EventBus, event: BaseEvent[Any]) -> list[EventResult[Any]]:
     for handler in bus._handlers_for(event):
         row = results.get(handler.id)
         if row is None:
-            row = EventResult[Any](event_id=event.event_id, handler=handler)
+            row = _new_row(event.event_id, handler)
             results[handler.id] = row
         elif row.status != "pending":
             continue
@@ -514,13 +519,26 @@ async def _run_parallel(
     run: EventRun,
     held: frozenset[CapacityLimiter],
 ) -> None:
-    """All handlers of the event at once, in a task group inside the event-level scope."""
+    """All handlers of the event at once. Sync handlers cannot overlap anything, so they run inline first
+    (no task each); the others start together in a task group inside the event-level scope."""
+    waiting: list[EventResult[Any]] = []
+    for row in rows:
+        handler = row.handler
+        if handler.is_async or handler.run_in_thread:
+            waiting.append(row)
+        else:
+            await run_handler(bus, event, row, run, held)
+    if not waiting or run.stopped:
+        return
+    if len(waiting) == 1:
+        await run_handler(bus, event, waiting[0], run, held)
+        return
     scope = run.new_scope()
     run.scope_active = True
     try:
         with scope:
             async with anyio.create_task_group() as tg:
-                for row in rows:
+                for row in waiting:
                     tg.start_soon(run_handler, bus, event, row, run, held)
     finally:
         run.scope_active = False
@@ -637,6 +655,7 @@ def drop_queued(bus: EventBus, event: BaseEvent[Any], reason: str) -> None:
 # ---------------------------------------------------------------------------------------- the runloop
 async def run_loop(bus: EventBus) -> None:
     """Receive events in FIFO order; process serial ones inline (no task per event), spawn parallel ones."""
+    assert bus._receive_stream is not None
     receive = bus._receive_stream.receive
     bus_limiter = bus._limiter
     assert bus_limiter is not None

@@ -236,11 +236,5 @@ def _fill_history(bus: EventBus, history: Mapping[str, BaseEvent[Any]]) -> None:
 
 def requeue(bus: EventBus, event: BaseEvent[Any]) -> None:
     """Queue ``event`` on ``bus`` again (restore): what ``emit`` does, minus parent linking and without
-    appending to ``event_path``. Stands in for the proposed ``EventBus._requeue`` hook."""
-    if bus not in event._buses:  # pyright: ignore[reportPrivateUsage]
-        event._buses.append(bus)  # pyright: ignore[reportPrivateUsage]
-    event._queued_on.add(bus)  # pyright: ignore[reportPrivateUsage]
-    event.event_pending_bus_count += 1
-    bus._queued += 1  # pyright: ignore[reportPrivateUsage]
-    bus._send_stream.send_nowait(event)  # pyright: ignore[reportPrivateUsage]
-    bus._history.add(event)  # pyright: ignore[reportPrivateUsage]
+    appending to ``event_path``."""
+    bus._requeue(event)  # pyright: ignore[reportPrivateUsage]

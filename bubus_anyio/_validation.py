@@ -14,6 +14,7 @@ match ``Literal[True]``. A predicate only answers yes or no; once it said no, :f
 from __future__ import annotations
 
 import collections.abc as cabc
+import dataclasses
 import functools
 import math
 import operator
@@ -236,6 +237,21 @@ def type_hints(cls: type) -> dict[str, Any]:
             raise TypeError(f"cannot resolve the annotations of {cls.__qualname__}: {exc}") from exc
 
 
+def _is_record(tp: type) -> bool:
+    """attrs classes and dataclasses, whose fields are checked deeply; events are not (they check their
+    own payload when they are built)."""
+    if hasattr(tp, "_bubus_payload_checks"):
+        return False
+    return hasattr(tp, "__attrs_attrs__") or dataclasses.is_dataclass(tp)
+
+
+def _record_fields(tp: type) -> list[str]:
+    attributes = getattr(tp, "__attrs_attrs__", None)
+    if attributes is not None:
+        return [str(a.name) for a in cast(Iterable[Any], attributes)]
+    return [f.name for f in dataclasses.fields(cast(Any, tp))]
+
+
 def _unwrap(tp: object) -> object:
     """Strip what does not change which values are accepted: Annotated, Required/NotRequired/ReadOnly,
     NewType and type aliases (``TypeAliasType``)."""
@@ -267,8 +283,8 @@ def compile_check(tp: object) -> Check | None:
     - containers are checked deeply (``list``, ``dict``, ``tuple``, ``set``, ``frozenset`` and the
       ``collections.abc`` collections); iterators and other one-shot iterables (``Iterable[X]``) are only
       checked with ``isinstance``, never consumed;
-    - attrs classes, dataclasses and any other class are checked with ``isinstance`` (their fields were
-      checked when they were built); a TypedDict must be a ``dict`` with every required key, no unknown
+    - attrs classes and dataclasses are checked deeply (an instance whose every field holds its declared
+      type); events and any other class are checked with ``isinstance``; a TypedDict must be a ``dict`` with every required key, no unknown
       key, and each value of its declared type;
     - ``Annotated``, ``NewType``, ``Required``/``NotRequired``/``ReadOnly`` are looked through; recursive
       TypedDicts and forward references are resolved with :func:`typing.get_type_hints`.
@@ -324,6 +340,8 @@ class _Compiler:
                 return self._recursive(tp, self._typeddict)
             if getattr(tp, "_is_protocol", False) and not getattr(tp, "_is_runtime_protocol", False):
                 return None
+            if _is_record(tp):
+                return self._recursive(tp, self._record)
             return _instance_check(tp)
         if isinstance(tp, typing.ParamSpec | typing.TypeVarTuple):
             return None
@@ -341,6 +359,28 @@ class _Compiler:
             del self._in_progress[tp]
         cell.append(check)
         return check
+
+    def _record(self, tp: type) -> Check:
+        """An attrs class or dataclass: an instance whose every field holds a value of its declared type."""
+        is_instance = _instance_check(tp)
+        hints = type_hints(tp)
+        fields: list[tuple[str, Check]] = []
+        for name in _record_fields(tp):
+            check = self.compile(hints.get(name, Any))
+            if check is not None:
+                fields.append((name, check))
+        if not fields:
+            return is_instance
+
+        def check_record(value: object, /) -> bool:
+            if not is_instance(value):
+                return False
+            for name, check in fields:
+                if not check(getattr(value, name, _MISSING)):
+                    return False
+            return True
+
+        return check_record
 
     def _typevar(self, tp: typing.TypeVar) -> Check | None:
         if tp.__bound__ is not None:
@@ -552,6 +592,13 @@ def _find(tp: object, value: object, path: str) -> Mismatch | None:
         return _format(path, expected, value)
     if is_typeddict(tp):
         return _find_typeddict(cast(type, tp), value, path, expected)
+    if isinstance(tp, type) and _is_record(tp) and isinstance(value, tp):
+        hints = type_hints(tp)
+        for name in _record_fields(tp):
+            found = _find(hints.get(name, Any), getattr(value, name, _MISSING), _join_key(path, name))
+            if found is not None:
+                return found
+        return _format(path, expected, value)
     if origin is None or not isinstance(origin, type) or not args or not isinstance(value, origin):
         return _format(path, expected, value)
     if origin is tuple:

@@ -450,11 +450,7 @@ class TestOptions:
             assert bus.max_history_size is None
 
 
-class TestKnownIssues:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: an EventBus that never runs emits ResourceWarning (unclosed memory streams) when collected",
-    )
+class TestCollection:
     def test_a_bus_that_never_runs_is_collected_silently(self) -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

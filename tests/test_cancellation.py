@@ -266,16 +266,9 @@ async def test_parallel_events_all_aborted_on_cancel() -> None:
     assert len(anyio.get_running_tasks()) == tasks_before
 
 
-async def test_outer_cancel_during_exit_drain(anyio_backend: str, request: pytest.FixtureRequest) -> None:
+async def test_outer_cancel_during_exit_drain() -> None:
     """The body finishes normally, then the outer scope is cancelled while the bus waits for its queued work
     at the end of the block: the bus must still close its task group (abort the handler, leave no task)."""
-    if anyio_backend == "trio":
-        request.node.add_marker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: EventBus.__aexit__ skips tg.__aexit__ when wait_until_idle() is cancelled",
-            )
-        )
     blocking = Blocking()
     tasks_before = len(anyio.get_running_tasks())
     holder: dict[str, Any] = {}

@@ -581,23 +581,9 @@ async def test_first_parallel_falsy_winner() -> None:
             assert isinstance(event.event_results[h_slow.id].error, EventHandlerAbortedError)
 
 
-async def test_first_parallel_loser_not_yet_started_is_cancelled(
-    anyio_backend: str, request: pytest.FixtureRequest
-) -> None:
+async def test_first_parallel_loser_not_yet_started_is_cancelled() -> None:
     """The winner resolves before the other parallel handler took its first step: that handler must not
     start at all (its row says Cancelled), or at worst be aborted at once; it must never block the event."""
-    if anyio_backend == "asyncio":
-        request.node.add_marker(
-            pytest.mark.xfail(
-                strict=True, reason="bug: parallel first() starts handlers after the winner resolved"
-            )
-        )
-    else:  # trio randomises the order tasks take their first step: the bug shows about half the time
-        request.node.add_marker(
-            pytest.mark.xfail(
-                strict=False, reason="bug: parallel first() starts handlers after the winner resolved"
-            )
-        )
     late_ran: list[bool] = []
     with anyio.fail_after(2):
         async with EventBus(

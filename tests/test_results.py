@@ -75,9 +75,6 @@ class ResData(BaseEvent[ResDataUser]):
     pass
 
 
-DEEP_INSTANCE_BUG = (
-    "bug: attrs/dataclass results are only isinstance-checked, their field values are not validated deeply"
-)
 
 
 class ResBoom(Exception):
@@ -267,18 +264,8 @@ class TestResultValidation:
             (ResTyped, {"x": 1, "y": 2}, {"x": 1}),
             (ResAttrs, ResAttrsUser("a", 1), {"name": "a", "age": 1}),
             (ResData, ResDataUser("a", ["t"]), {"name": "a", "tags": ["t"]}),
-            pytest.param(
-                ResAttrs,
-                ResAttrsUser("a", 1),
-                ResAttrsUser("a", "1"),  # type: ignore[arg-type]
-                marks=pytest.mark.xfail(strict=True, reason=DEEP_INSTANCE_BUG),
-            ),
-            pytest.param(
-                ResData,
-                ResDataUser("a", ["t"]),
-                ResDataUser("a", [1]),  # type: ignore[list-item]
-                marks=pytest.mark.xfail(strict=True, reason=DEEP_INSTANCE_BUG),
-            ),
+            (ResAttrs, ResAttrsUser("a", 1), ResAttrsUser("a", "1")),  # type: ignore[arg-type]
+            (ResData, ResDataUser("a", ["t"]), ResDataUser("a", [1])),  # type: ignore[list-item]
         ],
         ids=lambda v: v.__name__ if isinstance(v, type) else repr(v)[:40],
     )

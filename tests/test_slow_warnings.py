@@ -21,13 +21,6 @@ class SWSlowField(BaseEvent[Any]):
     event_handler_slow_timeout = 0.05
 
 
-SLOW_MONITOR_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug: the slow-handler monitor's first sleep is 1 s (wake=inf) and is never shortened, "
-    "so handlers slower than a sub-second threshold but shorter than ~1 s are never reported",
-)
-
-
 def _slow_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [
         r
@@ -41,7 +34,6 @@ async def slow_handler(event: BaseEvent[Any]) -> str:
     return "slow-but-fine"
 
 
-@SLOW_MONITOR_BUG
 async def test_slow_handler_warns_and_still_completes(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="bubus_anyio")
     with anyio.fail_after(5):
@@ -73,7 +65,6 @@ async def test_fast_handler_does_not_warn(caplog: pytest.LogCaptureFixture) -> N
     assert _slow_records(caplog) == []
 
 
-@SLOW_MONITOR_BUG
 async def test_handler_option_sets_threshold(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="bubus_anyio")
     with anyio.fail_after(5):
@@ -83,7 +74,6 @@ async def test_handler_option_sets_threshold(caplog: pytest.LogCaptureFixture) -
     assert len(_slow_records(caplog)) == 1
 
 
-@SLOW_MONITOR_BUG
 async def test_event_field_sets_threshold(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="bubus_anyio")
     with anyio.fail_after(5):
@@ -102,7 +92,6 @@ async def test_disabled_threshold_never_warns(caplog: pytest.LogCaptureFixture) 
     assert _slow_records(caplog) == []
 
 
-@SLOW_MONITOR_BUG
 async def test_slow_threaded_handler_warns(caplog: pytest.LogCaptureFixture) -> None:
     import time
 
