@@ -184,8 +184,10 @@ class EventBus:
         self._hooks: HookQueue | None = HookQueue(self) if self.middlewares else None
 
         self.handlers: dict[str, EventHandler] = {}
-        self._by_pattern: dict[str, tuple[EventHandler, ...]] = {}
-        self._wildcard: tuple[EventHandler, ...] = ()
+        #: handlers by pattern ('*' included), in registration order
+        self._by_pattern: dict[str, list[EventHandler]] = {}
+        #: event type -> exact handlers then wildcard ones; rebuilt lazily after a change (O(1) on())
+        self._resolved: dict[str, tuple[EventHandler, ...]] = {}
         self._forwarders = 0
         self._history = EventHistory(max_history_size, max_history_drop, owner=self.label)
 
@@ -241,10 +243,7 @@ class EventBus:
     @property
     def handlers_by_key(self) -> dict[str, list[str]]:
         """Handler ids by pattern, in registration order."""
-        keys = {key: [h.id for h in hs] for key, hs in self._by_pattern.items()}
-        if self._wildcard:
-            keys["*"] = [h.id for h in self._wildcard]
-        return keys
+        return {key: [h.id for h in hs] for key, hs in self._by_pattern.items()}
 
     def __str__(self) -> str:
         icon = "🟢" if self._running else "🔴"
@@ -303,7 +302,7 @@ class EventBus:
     def add_handler(self, entry: EventHandler) -> EventHandler:
         """Register a prepared :class:`EventHandler` (used by :meth:`on` and by snapshot restore)."""
         key = entry.event_pattern
-        existing = self._wildcard if key == "*" else self._by_pattern.get(key, ())
+        existing = self._by_pattern.setdefault(key, [])
         if len(existing) <= 256 and any(h.handler_name == entry.handler_name for h in existing):
             warnings.warn(
                 f"{self.label}: another handler named {entry.handler_name!r} is already registered for {key!r}",
@@ -311,10 +310,8 @@ class EventBus:
                 stacklevel=3,
             )
         self.handlers[entry.id] = entry
-        if key == "*":
-            self._wildcard = (*self._wildcard, entry)
-        else:
-            self._by_pattern[key] = (*existing, entry)
+        existing.append(entry)
+        self._invalidate(key)
         if entry.forwards_to is not None:
             self._forwarders += 1
         if self._hooks is not None:
@@ -325,7 +322,7 @@ class EventBus:
         """Remove handlers from ``pattern``: the given callable, handler id or :class:`EventHandler`, or all
         of them when ``handler`` is omitted. Only that pattern's handlers are touched."""
         key = pattern_key(pattern)
-        current = self._wildcard if key == "*" else self._by_pattern.get(key, ())
+        current = self._by_pattern.get(key, [])
 
         def removed(entry: EventHandler) -> bool:
             if handler is None:
@@ -336,25 +333,36 @@ class EventBus:
                 return entry.id == handler
             return entry.handler is handler or entry.handler == handler
 
-        keep = tuple(h for h in current if not removed(h))
+        keep: list[EventHandler] = []
         for entry in current:
-            if entry not in keep:
-                self.handlers.pop(entry.id, None)
-                if entry.forwards_to is not None:
-                    self._forwarders -= 1
-                if self._hooks is not None:
-                    self._hooks.notify("on_bus_handlers_change", entry, False)
-        if key == "*":
-            self._wildcard = keep
-        elif keep:
+            if not removed(entry):
+                keep.append(entry)
+                continue
+            self.handlers.pop(entry.id, None)
+            if entry.forwards_to is not None:
+                self._forwarders -= 1
+            if self._hooks is not None:
+                self._hooks.notify("on_bus_handlers_change", entry, False)
+        if keep:
             self._by_pattern[key] = keep
         else:
             self._by_pattern.pop(key, None)
+        self._invalidate(key)
+
+    def _invalidate(self, key: str) -> None:
+        if key == "*":
+            self._resolved.clear()
+        else:
+            self._resolved.pop(key, None)
 
     def _handlers_for(self, event: BaseEvent[Any]) -> tuple[EventHandler, ...]:
-        exact = self._by_pattern.get(event.event_type, ())
-        wild = self._wildcard
-        handlers = (exact + wild) if exact and wild else (exact or wild)
+        """Exact-type handlers, then wildcard ones, each in registration order (minus forwarders to buses
+        the event already visited). One dict lookup once resolved."""
+        handlers = self._resolved.get(event.event_type)
+        if handlers is None:
+            by_pattern = self._by_pattern
+            handlers = (*by_pattern.get(event.event_type, ()), *by_pattern.get("*", ()))
+            self._resolved[event.event_type] = handlers
         if self._forwarders:
             path = event.event_path
             handlers = tuple(h for h in handlers if h.forwards_to is None or h.forwards_to.label not in path)
@@ -742,7 +750,7 @@ class EventBus:
             self._history.clear()
             self.handlers.clear()
             self._by_pattern.clear()
-            self._wildcard = ()
+            self._resolved.clear()
             self._forwarders = 0
 
     async def wait_until_idle(self, timeout: float | None = None) -> bool:
