@@ -27,6 +27,7 @@ from ._modes import EventStatus as EventStatus
 from ._results import EventResult as EventResult
 from ._runtime import DeadlockError as DeadlockError
 from ._time import monotonic_datetime as monotonic_datetime
+from ._wire import RemoteHandlerError as RemoteHandlerError
 from .retry import RetryTimeoutError as RetryTimeoutError
 from .retry import SemaphoreTimeoutError as SemaphoreTimeoutError
 from .retry import retry as retry

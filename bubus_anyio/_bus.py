@@ -649,7 +649,14 @@ class EventBus:
                 raise
         if self._serve_scope is not None:
             self._serve_scope.cancel()
-        return await tg.__aexit__(exc_type, exc, tb)
+        try:
+            return await tg.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # The bus's own tasks never fail, so a group holding only the body's exception is just the
+            # task group's wrapping: let the body's exception propagate unchanged, as from any resource.
+            if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
+                return False
+            raise
 
     async def run(self, *, task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
         """Run the bus inside a task group you own: ``await task_group.start(bus.run)``.

@@ -23,12 +23,14 @@ from typing import (
     Literal,
     Self,
     TypeVar,
+    cast,
     dataclass_transform,
     overload,
 )
 
 import anyio
 import attrs
+import orjson
 
 from ._errors import BusNotRunningError, EventValidationError
 from ._ids import new_id, normalize_uuid
@@ -542,7 +544,7 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
     # ------------------------------------------------------------------ lifecycle helpers
     def event_reset(self) -> Self:
         """A fresh copy to emit again: new id, ``pending``, no results; payload, path, parent kept."""
-        return attrs.evolve(
+        fresh = attrs.evolve(
             self,
             event_id="",
             event_status="pending",
@@ -552,6 +554,10 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
             event_path=list(self.event_path),
             event_results={},
         )
+        extra: dict[str, Any] | None = getattr(self, "__dict__", None)
+        if extra:  # a generic event read from the wire keeps its payload in __dict__
+            vars(fresh).update(extra)
+        return fresh
 
     def event_result_update(
         self, handler: EventHandler | Callable[..., Any], eventbus: EventBus | None = None, **kwargs: Any
@@ -648,10 +654,21 @@ def _normalize_field(field: str, value: Any) -> str:
         ) from None
 
 
+_schema_checks: dict[bytes, Callable[[object], bool]] = {}
+
+
 def _check_for_result_type(result_type: Any) -> Callable[[object], bool] | None:
-    """A result check for an instance-level result type: a Python type or a JSON Schema dict."""
+    """A result check for an instance-level result type: a Python type, or a JSON Schema dict from another
+    runtime (compiled once per distinct schema: restoring a snapshot meets the same schema many times)."""
     if isinstance(result_type, Mapping):
         from ._validation import compile_schema_check
 
-        return compile_schema_check(dict(result_type))  # pyright: ignore[reportUnknownArgumentType]
+        schema = dict(cast(Mapping[str, Any], result_type))
+        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+        check = _schema_checks.get(key)
+        if check is None:
+            if len(_schema_checks) > 4096:
+                _schema_checks.clear()
+            check = _schema_checks[key] = compile_schema_check(schema)
+        return check
     return compile_check(result_type)

@@ -6,6 +6,7 @@ registered in one runtime is recognised by id in a snapshot written by another.
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import uuid_utils
@@ -20,11 +21,16 @@ def new_id() -> str:
     return str(uuid_utils.uuid7())
 
 
+_CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
 def normalize_uuid(value: str) -> str:
     """Validate any UUID string and return its canonical lowercase form.
 
     :raises ValueError: naming the value, if it is not a UUID
     """
+    if type(value) is str and _CANONICAL_UUID.match(value):
+        return value
     try:
         return str(uuid.UUID(value))
     except (ValueError, TypeError, AttributeError):

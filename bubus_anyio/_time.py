@@ -45,6 +45,7 @@ def format_ns(ns: int) -> str:
     return f"{_cached_prefix}{fraction:09d}Z"
 
 
+_CANONICAL_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$")
 _TIMESTAMP_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$"
 )
@@ -58,6 +59,13 @@ def normalize_timestamp(value: str | datetime) -> str:
 
     :raises ValueError: with the offending value in the message
     """
+    if type(value) is str and _CANONICAL_RE.match(value):
+        try:
+            year = datetime.fromisoformat(value[:19]).year  # validates the calendar date and the time
+        except ValueError as exc:
+            raise ValueError(f"invalid timestamp {value!r}: {exc}") from None
+        if 1990 < year < 2500:
+            return value
     if isinstance(value, datetime):
         dt = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         dt = dt.astimezone(UTC)

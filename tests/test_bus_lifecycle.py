@@ -458,3 +458,14 @@ class TestCollection:
             del bus
             gc.collect()
         assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+class TestBodyErrors:
+    @pytest.mark.anyio
+    async def test_an_exception_in_the_body_propagates_unwrapped(self) -> None:
+        class LifeBodyError(Exception):
+            pass
+
+        with pytest.raises(LifeBodyError):
+            async with EventBus("LifeUnwrapped"):
+                raise LifeBodyError("boom")

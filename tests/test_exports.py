@@ -43,6 +43,7 @@ EXTRA_NAMES = {
     "EventResultStatus",
     "EventStatus",
     "monotonic_datetime",
+    "RemoteHandlerError",
 }
 #: Public submodules (present once imported) and the names later issues add (allowed, not required here).
 PUBLIC_SUBMODULES = {"retry", "events_suck", "middlewares", "bridges"}
