@@ -92,6 +92,35 @@ def is_async_callable(fn: Any) -> bool:
 
 _UNSET: Any = object()
 
+_traits_cache: dict[tuple[Any, ...], tuple[str, str | None, bool]] = {}
+
+
+def _traits(handler: Any, detect_file_path: bool) -> tuple[str, str | None, bool]:
+    """``(name, file_path, is_async)``, cached per underlying function (and owner class for methods): the
+    same handler is often registered many times (one-off handlers), and deriving these is costly."""
+    func = getattr(handler, "__func__", None)
+    if func is not None:
+        owner = handler.__self__
+        key: tuple[Any, ...] = (func, owner if isinstance(owner, type) else type(owner), detect_file_path)
+    elif inspect.isfunction(handler):
+        key = (handler, None, detect_file_path)
+    else:
+        name, path = describe_callable(handler, detect_file_path=detect_file_path)
+        return name, path, is_async_callable(handler)
+    traits = _traits_cache.get(key)
+    if traits is None:
+        if len(_traits_cache) > 4096:
+            _traits_cache.clear()
+        name, path = describe_callable(handler, detect_file_path=detect_file_path)
+        traits = _traits_cache[key] = (name, path, is_async_callable(handler))
+    return traits
+
+
+def _is_bus(owner: object) -> bool:
+    from ._bus import EventBus
+
+    return isinstance(owner, EventBus)
+
 
 @attrs.define(eq=False, slots=True, weakref_slot=True)
 class EventHandler:
@@ -151,19 +180,16 @@ class EventHandler:
         """Build the entry for ``handler``, deriving its name, file path and id the way bubus does."""
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {handler!r}")
-        name, path = describe_callable(handler, detect_file_path=detect_handler_file_path)
+        name, path, is_async = _traits(handler, detect_handler_file_path)
         if handler_name is not None:
             name = handler_name
         registered_at = monotonic_datetime()
-        is_async = is_async_callable(handler)
         if run_in_thread and is_async:
             raise TypeError(f"run_in_thread=True needs a sync handler, and {name} is async")
-        from ._bus import EventBus
-
         owner = getattr(handler, "__self__", None)
         forwards_to = (
             owner
-            if isinstance(owner, EventBus) and getattr(handler, "__name__", "") in {"emit", "dispatch"}
+            if _is_bus(owner) and getattr(handler, "__name__", "") in {"emit", "dispatch", "_emit"}
             else None
         )
         return cls(

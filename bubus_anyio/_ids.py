@@ -6,6 +6,7 @@ registered in one runtime is recognised by id in a snapshot written by another.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 
@@ -14,6 +15,7 @@ import uuid_utils
 __all__ = ["HANDLER_ID_NAMESPACE", "handler_id", "new_id", "normalize_uuid"]
 
 HANDLER_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "bubus-handler")
+_NAMESPACE_BYTES = HANDLER_ID_NAMESPACE.bytes
 
 
 def new_id() -> str:
@@ -47,4 +49,8 @@ def handler_id(
 ) -> str:
     """The handler id: ``uuid5(NS, "bus_id|name|file_path or 'unknown'|registered_at|pattern")``."""
     seed = f"{eventbus_id}|{handler_name}|{handler_file_path or 'unknown'}|{handler_registered_at}|{event_pattern}"
-    return str(uuid.uuid5(HANDLER_ID_NAMESPACE, seed))
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + seed.encode()).digest()[:16])  # what uuid5 does
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio import CancelScope, CapacityLimiter, WouldBlock
-from anyio.lowlevel import RunVar
+from anyio.lowlevel import RunVar, checkpoint
 
 from ._context import HandlerFrame, current_frame
 from ._errors import (
@@ -653,10 +653,18 @@ def drop_queued(bus: EventBus, event: BaseEvent[Any], reason: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------- the runloop
+_EVENTS_PER_CHECKPOINT = 16
+
+
 async def run_loop(bus: EventBus) -> None:
-    """Receive events in FIFO order; process serial ones inline (no task per event), spawn parallel ones."""
+    """Receive events in FIFO order; process serial ones inline (no task per event), spawn parallel ones.
+
+    While a backlog is waiting the loop takes events without a scheduling round each, yielding once every
+    ``_EVENTS_PER_CHECKPOINT`` events so other tasks (emitters, other buses) still get their turn."""
     assert bus._receive_stream is not None
     receive = bus._receive_stream.receive
+    receive_nowait = bus._receive_stream.receive_nowait
+    budget = _EVENTS_PER_CHECKPOINT
     bus_limiter = bus._limiter
     assert bus_limiter is not None
     bus_held = frozenset((bus_limiter,))
@@ -665,7 +673,16 @@ async def run_loop(bus: EventBus) -> None:
     work_tg = bus._work_tg
     assert work_tg is not None
     while True:
-        event = await receive()
+        try:
+            event = receive_nowait()
+        except WouldBlock:
+            budget = _EVENTS_PER_CHECKPOINT
+            event = await receive()
+        else:
+            budget -= 1
+            if not budget:
+                budget = _EVENTS_PER_CHECKPOINT
+                await checkpoint()
         if bus not in event._queued_on:
             continue  # claimed by a queue-jump or a cancellation
         mode = event.event_concurrency or default_mode

@@ -75,8 +75,6 @@ class ResData(BaseEvent[ResDataUser]):
     pass
 
 
-
-
 class ResBoom(Exception):
     pass
 
