@@ -213,6 +213,7 @@ class EventBus:
         self._room: anyio.Event | None = None
         self._find_waiters: list[_FindWaiter] = []
         self._slow_rows: dict[EventResult[Any], tuple[float, float, BaseEvent[Any]]] | None = None
+        self._slow_runs: dict[Any, tuple[float, float]] = {}
         self._monitor_wake: float = math.inf
         self._monitor_wakeup: anyio.Event | None = None
 
@@ -809,15 +810,36 @@ class EventBus:
                 self._monitor_wakeup = None
                 wake.set()
 
+    def _watch_event(self, run: Any) -> None:
+        event = run.event
+        threshold = (
+            event.event_slow_timeout if event.event_slow_timeout is not None else self.event_slow_timeout
+        )
+        if threshold is None or (run.timeout is not None and run.timeout <= threshold):
+            return
+        self._slow_runs[run] = (perf_counter(), threshold)
+        if threshold < self._monitor_wake:
+            self._monitor_wake = threshold
+            wake = self._monitor_wakeup
+            if wake is not None:
+                self._monitor_wakeup = None
+                wake.set()
+
+    def _unwatch_event(self, run: Any) -> None:
+        if self._slow_runs:
+            self._slow_runs.pop(run, None)
+
     def _unwatch_row(self, row: EventResult[Any]) -> None:
         rows = self._slow_rows
         if rows:
             rows.pop(row, None)
 
     async def _monitor_slow_handlers(self) -> None:
-        """One task per bus warns about handlers running longer than their slow threshold (never cancels)."""
-        warned: set[EventResult[Any]] = set()
+        """One task per bus warns about handlers and events running longer than their slow thresholds
+        (it never cancels anything)."""
+        warned: set[object] = set()
         rows = self._slow_rows
+        runs = self._slow_runs
         assert rows is not None
         while True:
             wakeup = self._monitor_wakeup = anyio.Event()
@@ -834,7 +856,17 @@ class EventBus:
                         row.handler.label,
                         now - started,
                     )
-            warned.intersection_update(rows)
+            for run, (started, threshold) in list(runs.items()):
+                if run not in warned and now - started >= threshold:
+                    warned.add(run)
+                    logger.warning(
+                        "⚠️ Slow event processing: %s.on(%s, %d handlers) still running after %.2fs",
+                        self.label,
+                        run.event.event_label,
+                        len(run.rows),
+                        now - started,
+                    )
+            warned.intersection_update(set(rows) | set(runs))
 
     # ------------------------------------------------------------------ introspection
     def statistics(self) -> BusStatistics:

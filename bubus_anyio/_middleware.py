@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -35,25 +36,34 @@ Notification = tuple[str, tuple[Any, ...]]
 class HookQueue:
     """The ordered queue of hook calls for one bus."""
 
-    __slots__ = ("_bus", "_receive", "_send", "pending")
+    __slots__ = ("_backlog", "_bus", "_receive", "_send", "pending")
 
     def __init__(self, bus: EventBus) -> None:
         self._bus = bus
-        send, receive = anyio.create_memory_object_stream[Notification](math.inf)
-        self._send: MemoryObjectSendStream[Notification] = send
-        self._receive: MemoryObjectReceiveStream[Notification] = receive
+        # Like the bus's own queue, the stream exists only while the bus runs; earlier notifications
+        # (handlers registered before the bus starts) wait in the backlog.
+        self._send: MemoryObjectSendStream[Notification] | None = None
+        self._receive: MemoryObjectReceiveStream[Notification] | None = None
+        self._backlog: deque[Notification] = deque()
         #: notifications queued or being delivered (part of the bus's idle condition)
         self.pending = 0
 
     def notify(self, hook: str, *args: Any) -> None:
         """Queue ``hook(bus, *args)`` on every middleware that has it (synchronous, never blocks)."""
         self.pending += 1
-        self._send.send_nowait((hook, args))
+        if self._send is not None:
+            self._send.send_nowait((hook, args))
+        else:
+            self._backlog.append((hook, args))
 
     async def deliver_forever(self) -> None:
         """Run in the bus's task group: await each queued notification's hooks in order."""
         bus = self._bus
-        async for hook, args in self._receive:
+        send, receive = anyio.create_memory_object_stream[Notification](math.inf)
+        self._send, self._receive = send, receive
+        while self._backlog:
+            send.send_nowait(self._backlog.popleft())
+        async for hook, args in receive:
             try:
                 for middleware in bus.middlewares:
                     method = getattr(middleware, hook, None)
@@ -68,5 +78,11 @@ class HookQueue:
                 bus._on_hooks_delivered()
 
     def close(self) -> None:
-        self._send.close()
-        self._receive.close()
+        """Drop what was not delivered (the bus stopped) and release the stream."""
+        if self._send is not None:
+            self._send.close()
+        if self._receive is not None:
+            self._receive.close()
+        self._send = self._receive = None
+        self._backlog.clear()
+        self.pending = 0

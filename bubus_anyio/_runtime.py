@@ -246,6 +246,7 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
                     children,
                     f"its parent handler {handler.label}({event.event_label}) timed out after {timeout}s",
                 )
+                _log_timeout_tree(f"{handler.label}({event.event_label}) timed out after {timeout}s", event)
     if event_scope is not None and event_scope.cancelled_caught:
         run.stopped = True
         if run.cancel_reason is None:
@@ -477,6 +478,9 @@ async def process(
     runs.append(run)
     rows = run.rows = create_rows(bus, event)
     run.first = (event.event_handler_completion or bus.event_handler_completion) == "first"
+    watched = bus._slow_rows is not None
+    if watched:
+        bus._watch_event(run)
     hooks = bus._hooks
     if hooks is not None:
         hooks.notify("on_event_change", event, "pending")
@@ -504,11 +508,14 @@ async def process(
                         [c for row in rows for c in row.event_children],
                         f"its parent event {event.event_label} timed out after {timeout}s",
                     )
+                    _log_timeout_tree(f"{event.event_label} timed out after {timeout}s on {bus.label}", event)
     except BaseException:
         _cancel_pending_rows(bus, event, rows, _abort_reason(run))
         raise
     finally:
         runs.remove(run)
+        if watched:
+            bus._unwatch_event(run)
         finish_on_bus(bus, event)
 
 
@@ -546,6 +553,14 @@ async def _run_parallel(
         run.stopped = True
         if run.cancel_reason is None:
             run.timed_out = True
+
+
+def _log_timeout_tree(what: str, event: BaseEvent[Any]) -> None:
+    """On a timeout, log which handler, which limit, and what it interrupted, as a tree (WARNING)."""
+    if logger.isEnabledFor(logging.WARNING):
+        from ._tree import render_timeout_tree
+
+        logger.warning("⏰ %s\n%s", what, render_timeout_tree(event))
 
 
 def _stop_reason(run: EventRun) -> str:

@@ -11,7 +11,7 @@ from ._results import EventResult
 if TYPE_CHECKING:
     from ._bus import EventBus
 
-__all__ = ["format_value", "render_tree"]
+__all__ = ["format_value", "render_timeout_tree", "render_tree"]
 
 _ROW_ICONS = {"completed": "✅", "error": "❌", "started": "🏃", "pending": "⏳"}
 
@@ -58,13 +58,29 @@ def _event_line(event: BaseEvent[Any], prefix: str, last: bool) -> str:
     )
 
 
-def _row_line(row: EventResult[Any], prefix: str, last: bool) -> str:
+def _timeout_marker(row: EventResult[Any]) -> str:
+    """What a row says in a timeout tree: where the limit fired, what it interrupted, what never ran."""
+    from ._errors import EventHandlerAbortedError, EventHandlerCancelledError, EventHandlerTimeoutError
+
+    error = row.error
+    if isinstance(error, EventHandlerTimeoutError):
+        return f"  ⏰ TIMEOUT HERE (limit {row.timeout}s)"
+    if isinstance(error, EventHandlerAbortedError):
+        return "  ✂️ INTERRUPTED"
+    if isinstance(error, EventHandlerCancelledError):
+        return "  🔜 never started"
+    return ""
+
+
+def _row_line(row: EventResult[Any], prefix: str, last: bool, annotate: bool = False) -> str:
     branch = "└── " if last else "├── "
     icon = _ROW_ICONS.get(row.status, "?")
     head = (
         f"{prefix}{branch}{icon} {row.eventbus_label}.{row.handler_name}#{row.handler_id[-4:]} "
         f"[{_clock(row.started_at)} ({_duration(row.started_at, row.completed_at)})]"
     )
+    if annotate:
+        head += _timeout_marker(row)
     if row.status == "error" and row.error is not None:
         return f"{head} ☠️ {type(row.error).__name__}: {row.error}"
     if row.status == "completed":
@@ -72,7 +88,9 @@ def _row_line(row: EventResult[Any], prefix: str, last: bool) -> str:
     return head
 
 
-def _render_event(event: BaseEvent[Any], prefix: str, last: bool, lines: list[str], seen: set[str]) -> None:
+def _render_event(
+    event: BaseEvent[Any], prefix: str, last: bool, lines: list[str], seen: set[str], annotate: bool = False
+) -> None:
     lines.append(_event_line(event, prefix, last))
     if event.event_id in seen:
         return
@@ -81,11 +99,11 @@ def _render_event(event: BaseEvent[Any], prefix: str, last: bool, lines: list[st
     rows = list(event.event_results.values())
     for index, row in enumerate(rows):
         row_last = index == len(rows) - 1
-        lines.append(_row_line(row, child_prefix, row_last))
+        lines.append(_row_line(row, child_prefix, row_last, annotate))
         children = row.event_children
         grand_prefix = child_prefix + ("    " if row_last else "│   ")
         for cindex, child in enumerate(children):
-            _render_event(child, grand_prefix, cindex == len(children) - 1, lines, seen)
+            _render_event(child, grand_prefix, cindex == len(children) - 1, lines, seen, annotate)
 
 
 def render_tree(bus: EventBus) -> str:
@@ -101,4 +119,15 @@ def render_tree(bus: EventBus) -> str:
     seen: set[str] = set()
     for index, root in enumerate(roots):
         _render_event(root, "", index == len(roots) - 1, lines, seen)
+    return "\n".join(lines)
+
+
+def render_timeout_tree(event: BaseEvent[Any]) -> str:
+    """The tree of ``event``'s root ancestor, each row marked with what a timeout did to it: where a limit
+    fired (``TIMEOUT HERE`` with the limit), what it interrupted, and which handlers never started."""
+    root = event
+    while root._parent is not None:
+        root = root._parent
+    lines: list[str] = []
+    _render_event(root, "", True, lines, set(), annotate=True)
     return "\n".join(lines)

@@ -107,3 +107,16 @@ async def test_slow_threaded_handler_warns(caplog: pytest.LogCaptureFixture) -> 
             event = await bus.emit(SWWork())
     assert len(_slow_records(caplog)) == 1
     assert await event.event_result() == "done"
+
+
+async def test_slow_event_warns_with_its_handler_count(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bubus_anyio")
+    with anyio.fail_after(5):
+        async with EventBus("SWSlowEvent", event_slow_timeout=0.05, event_handler_slow_timeout=None) as bus:
+            bus.on(SWWork, slow_handler)
+            await bus.emit(SWWork())
+    messages = [r.getMessage() for r in caplog.records if "Slow event processing" in r.getMessage()]
+    assert len(messages) == 1
+    assert "SWSlowEvent#" in messages[0] and "1 handlers" in messages[0]

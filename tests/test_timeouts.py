@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anyio
@@ -424,3 +425,39 @@ async def test_child_with_own_handlers_after_parent_timeout_not_rerun() -> None:
             assert bus.emit(child) is child  # already visited this bus: a no-op
             await bus.wait_until_idle()
     assert ran == []
+
+
+async def test_a_timeout_logs_the_tree_of_what_it_interrupted(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warning names the handler and its limit, marks where it fired, what it interrupted (the awaited
+    child) and what never started (the queued child)."""
+
+    class TOTreeParent(BaseEvent[int]):
+        pass
+
+    class TOTreeChild(BaseEvent[None]):
+        pass
+
+    caplog.set_level(logging.WARNING, logger="bubus_anyio")
+    with anyio.fail_after(5):
+        async with EventBus("TOTree") as bus:
+
+            async def parent(event: TOTreeParent) -> int:
+                bus.emit(TOTreeChild())
+                await bus.emit(TOTreeChild())
+                return 1
+
+            async def child(event: TOTreeChild) -> None:
+                await anyio.sleep_forever()
+
+            bus.on(TOTreeParent, parent, handler_timeout=0.05)
+            bus.on(TOTreeChild, child)
+            await bus.emit(TOTreeParent())
+    trees = [r.getMessage() for r in caplog.records if r.getMessage().startswith("⏰")]
+    assert len(trees) == 1
+    tree = trees[0]
+    assert "timed out after 0.05s" in tree.splitlines()[0]
+    assert "TIMEOUT HERE (limit 0.05s)" in tree
+    assert "INTERRUPTED" in tree
+    assert "never started" in tree
