@@ -14,6 +14,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable
 from contextvars import copy_context
+from operator import attrgetter
 from time import perf_counter
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
@@ -563,12 +564,9 @@ class EventBus:
             return where is None or bool(where(event))
 
         if past is not False:
-            cutoff = None if past is True else format_ns(now_ns() - int(float(past) * 1e9))
-            for event in self._history.newest_first(None if key == "*" else key):
-                if cutoff is not None and event.event_created_at < cutoff:
-                    continue
-                if matches(event):
-                    return event
+            found = self._find_past(key, past, fields, matches)
+            if found is not None:
+                return found
         if future is False or self._closed:
             return None
         waiter = _FindWaiter(key, matches, anyio.Event())
@@ -580,6 +578,36 @@ class EventBus:
             if waiter in self._find_waiters:
                 self._find_waiters.remove(waiter)
         return waiter.result
+
+    def _find_past(
+        self,
+        key: str,
+        past: bool | float,
+        fields: dict[str, Any],
+        matches: Callable[[BaseEvent[Any]], bool],
+    ) -> BaseEvent[Any] | None:
+        """Newest-first search of the history (the per-type index when a type is given). Field filters are
+        compared with one ``attrgetter`` call per event before the full predicate runs."""
+        cutoff = None if past is True else format_ns(now_ns() - int(float(past) * 1e9))
+        if "event_id" in fields:  # the id index answers at once
+            event = self._history.get(fields["event_id"])
+            if event is None or (cutoff is not None and event.event_created_at < cutoff):
+                return None
+            return event if matches(event) else None
+        getter = attrgetter(*fields) if fields else None
+        wanted: Any = next(iter(fields.values())) if len(fields) == 1 else tuple(fields.values())
+        for event in self._history.newest_first(None if key == "*" else key):
+            if cutoff is not None and event.event_created_at < cutoff:
+                continue
+            if getter is not None:
+                try:
+                    if getter(event) != wanted:
+                        continue
+                except AttributeError:
+                    continue
+            if matches(event):
+                return event
+        return None
 
     def _resolve_finders(self, event: BaseEvent[Any]) -> None:
         for waiter in list(self._find_waiters):
@@ -803,12 +831,7 @@ class EventBus:
         rows = self._slow_rows
         assert rows is not None
         rows[row] = (perf_counter(), threshold, event)
-        if threshold < self._monitor_wake:
-            self._monitor_wake = threshold
-            wake = self._monitor_wakeup
-            if wake is not None:
-                self._monitor_wakeup = None
-                wake.set()
+        self._lower_monitor_wake(threshold)
 
     def _watch_event(self, run: Any) -> None:
         event = run.event
@@ -818,6 +841,10 @@ class EventBus:
         if threshold is None or (run.timeout is not None and run.timeout <= threshold):
             return
         self._slow_runs[run] = (perf_counter(), threshold)
+        self._lower_monitor_wake(threshold)
+
+    def _lower_monitor_wake(self, threshold: float) -> None:
+        """Make the monitor look at least every ``threshold / 4`` seconds, starting now."""
         if threshold < self._monitor_wake:
             self._monitor_wake = threshold
             wake = self._monitor_wakeup
@@ -870,7 +897,11 @@ class EventBus:
 
     # ------------------------------------------------------------------ introspection
     def statistics(self) -> BusStatistics:
+        """A frozen snapshot: queued and in-flight events, history size, waiting finders, handlers, and the
+        serial slot's borrowed tokens and waiters (the shared global slot under ``global-serial``)."""
         limiter = self._limiter
+        if self.event_concurrency == "global-serial" and self._running:
+            limiter = _runtime.global_serial_limiter()  # the slot this bus's events actually take
         lstats = limiter.statistics() if limiter is not None else None
         return BusStatistics(
             label=self.label,

@@ -116,10 +116,18 @@ def _traits(handler: Any, detect_file_path: bool) -> tuple[str, str | None, bool
     return traits
 
 
-def _is_bus(owner: object) -> bool:
-    from ._bus import EventBus
+_bus_class: type | None = None
 
-    return isinstance(owner, EventBus)
+
+def _is_bus(owner: object) -> bool:
+    global _bus_class
+    if owner is None:
+        return False
+    if _bus_class is None:
+        from ._bus import EventBus
+
+        _bus_class = EventBus
+    return isinstance(owner, _bus_class)
 
 
 @attrs.define(eq=False, slots=True, weakref_slot=True)

@@ -214,12 +214,7 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
                     assert fn is not None
                     value = await _drive(ctx, ctx.run(_enter, frame, fn, event))
         except bus._cancelled_exc:
-            if not row.is_finished:
-                reason = _abort_reason(run)
-                row.mark_error(_aborted(event, row, reason, run.timeout))
-                cancel_descendants(
-                    row.event_children, f"its parent handler {handler.label} was aborted: {reason}"
-                )
+            _record_abort(run, row)
             raise
         finally:
             row._cancel_scope = None
@@ -339,6 +334,8 @@ async def run_handler(
     timeout = effective_handler_timeout(handler, event, bus)
     row.timeout = timeout
     row.mark_started()
+    if event.event_started_at is None:
+        event.event_started_at = row.started_at
     hooks = bus._hooks
     if hooks is not None:
         hooks.notify("on_event_result_change", event, row, "started")
@@ -363,12 +360,7 @@ async def run_handler(
         if value is _INTERRUPTED:
             return
     except bus._cancelled_exc:
-        if not row.is_finished:
-            reason = _abort_reason(run)
-            row.mark_error(_aborted(event, row, reason, run.timeout))
-            cancel_descendants(
-                row.event_children, f"its parent handler {handler.label} was aborted: {reason}"
-            )
+        _record_abort(run, row)
         raise
     except Exception as exc:
         if isinstance(exc, TimeoutError) and not isinstance(exc, EventHandlerTimeoutError):
@@ -402,6 +394,17 @@ async def run_handler(
     record_value(event, row, value, run)
     if hooks is not None:
         hooks.notify("on_event_result_change", event, row, "completed")
+
+
+def _record_abort(run: EventRun, row: EventResult[Any]) -> None:
+    """A cancellation from outside reached a running handler: record it (synchronously: under level
+    cancellation nothing here may await) and cancel what the handler emitted. The caller re-raises."""
+    if not row.is_finished:
+        reason = _abort_reason(run)
+        row.mark_error(_aborted(run.event, row, reason, run.timeout))
+        cancel_descendants(
+            row.event_children, f"its parent handler {row.handler.label} was aborted: {reason}"
+        )
 
 
 def _aborted(
@@ -488,7 +491,9 @@ async def process(
             hooks.notify("on_event_result_change", event, row, "pending")
     if event.event_status == "pending":
         event.event_status = "started"
-        event.event_started_at = monotonic_datetime()
+        if not rows:
+            event.event_started_at = monotonic_datetime()
+        # else: stamped by the first handler to start (one clock reading for both, as bubus's Python does)
     if hooks is not None:
         hooks.notify("on_event_change", event, "started")
     try:
@@ -736,16 +741,18 @@ def _limiter_for(bus: EventBus, event: BaseEvent[Any]) -> CapacityLimiter | None
 
 def _require_running(event: BaseEvent[Any]) -> None:
     buses = event._buses
+    for bus in buses:
+        if bus._running:
+            return
     if not buses:
         raise BusNotRunningError(
             f"{event.event_label} was never emitted on a bus, so nothing would process it"
         )
-    if not any(bus.is_running for bus in buses):
-        labels = ", ".join(bus.label for bus in buses)
-        raise BusNotRunningError(
-            f"{event.event_label} is {event.event_status} but none of its buses ({labels}) is running; "
-            "use `async with bus:` (or `await task_group.start(bus.run)`) around the await"
-        )
+    labels = ", ".join(bus.label for bus in buses)
+    raise BusNotRunningError(
+        f"{event.event_label} is {event.event_status} but none of its buses ({labels}) is running; "
+        "use `async with bus:` (or `await task_group.start(bus.run)`) around the await"
+    )
 
 
 async def _wait_for_progress(event: BaseEvent[Any]) -> None:

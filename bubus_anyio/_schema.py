@@ -25,6 +25,7 @@ from typing import Any, Final, Literal, cast
 import attrs
 
 from ._validation import is_typeddict, type_hints, typeddict_required_keys
+from ._validation import unwrap_type as _unwrap
 
 __all__ = ["JSON_SCHEMA_DIALECT", "type_to_json_schema"]
 
@@ -71,19 +72,6 @@ def type_to_json_schema(tp: object) -> JSONSchema | None:
     result = _pydantic_sorted(schema)
     result["$schema"] = JSON_SCHEMA_DIALECT
     return result
-
-
-def _unwrap(tp: object) -> object:
-    while True:
-        origin = typing.get_origin(tp)
-        if origin is typing.Annotated or getattr(origin, "_name", None) in _WRAPPER_NAMES:
-            tp = typing.get_args(tp)[0]
-        elif isinstance(tp, typing.NewType):
-            tp = tp.__supertype__
-        elif type(tp).__name__ == "TypeAliasType" and origin is None:
-            tp = cast(Any, tp).__value__
-        else:
-            return tp
 
 
 def _title(name: str) -> str:

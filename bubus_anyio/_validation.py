@@ -252,7 +252,7 @@ def _record_fields(tp: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cast(Any, tp))]
 
 
-def _unwrap(tp: object) -> object:
+def unwrap_type(tp: object) -> object:
     """Strip what does not change which values are accepted: Annotated, Required/NotRequired/ReadOnly,
     NewType and type aliases (``TypeAliasType``)."""
     while True:
@@ -311,7 +311,7 @@ class _Compiler:
         self._in_progress: dict[object, list[Check]] = {}
 
     def compile(self, tp: object) -> Check | None:
-        tp = _unwrap(tp)
+        tp = unwrap_type(tp)
         if tp is Any or tp is object:
             return None
         if tp is None or tp is _NoneType:
@@ -504,7 +504,7 @@ def _literal(values: tuple[Any, ...]) -> Check:
 
 
 def _subclass_check(args: tuple[Any, ...]) -> Check:
-    bound = _unwrap(args[0]) if args else Any
+    bound = unwrap_type(args[0]) if args else Any
     if not isinstance(bound, type) or bound is object:
         return _instance_check(type)
     base = cast(type, bound)
@@ -581,7 +581,7 @@ def _passes(tp: object, value: object) -> bool:
 def _find(tp: object, value: object, path: str) -> Mismatch | None:
     if _passes(tp, value):
         return None
-    tp = _unwrap(tp)
+    tp = unwrap_type(tp)
     origin = typing.get_origin(tp)
     args: tuple[Any, ...] = typing.get_args(tp)
     expected = type_repr(tp)
@@ -667,7 +667,7 @@ def _find_typeddict(td: type, value: object, path: str, expected: str) -> Mismat
 
 def _shape_fits(tp: object, value: object) -> bool:
     """Whether ``value`` has the outer shape of ``tp`` (for choosing which union member to blame)."""
-    tp = _unwrap(tp)
+    tp = unwrap_type(tp)
     if is_typeddict(tp):
         return isinstance(value, dict)
     origin = typing.get_origin(tp)

@@ -74,7 +74,6 @@ _NoneType: Final = type(None)
 _SCALARS: Final = frozenset({str, int, float, bool, _NoneType})
 _DEFAULT: Final = object()  # a meta decoder's "leave the class default" answer
 _CANONICAL_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_CANONICAL_TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z")
 
 
 class RemoteHandlerError(EventHandlerError):
@@ -503,13 +502,6 @@ def _opt_uuid(where: str, field: str, value: object) -> Any:
 def _timestamp(where: str, field: str, value: object) -> Any:
     if type(value) is not str:
         raise _invalid(where, field, value, "timestamp string")
-    if _CANONICAL_TIMESTAMP.fullmatch(value) is not None and "1991" <= value[:4] <= "2499":
-        try:
-            dt.datetime.fromisoformat(value[:19])  # a real date and time: the string is already canonical
-        except ValueError:
-            pass
-        else:
-            return value
     try:
         return normalize_timestamp(value)
     except ValueError as exc:
