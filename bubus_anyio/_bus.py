@@ -305,7 +305,7 @@ class EventBus:
         """Register a prepared :class:`EventHandler` (used by :meth:`on` and by snapshot restore)."""
         key = entry.event_pattern
         existing = self._by_pattern.setdefault(key, [])
-        if len(existing) <= 256 and any(h.handler_name == entry.handler_name for h in existing):
+        if existing and len(existing) <= 256 and any(h.handler_name == entry.handler_name for h in existing):
             warnings.warn(
                 f"{self.label}: another handler named {entry.handler_name!r} is already registered for {key!r}",
                 UserWarning,
