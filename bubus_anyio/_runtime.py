@@ -692,41 +692,50 @@ async def run_loop(bus: EventBus) -> None:
     default_mode = bus.event_concurrency
     work_tg = bus._work_tg
     assert work_tg is not None
-    while True:
-        try:
-            event = receive_nowait()
-        except WouldBlock:
-            budget = _EVENTS_PER_CHECKPOINT
-            event = await receive()
-        else:
-            budget -= 1
-            if not budget:
+    event: BaseEvent[Any] | None = None
+    try:
+        while True:
+            event = None
+            try:
+                event = receive_nowait()
+            except WouldBlock:
                 budget = _EVENTS_PER_CHECKPOINT
-                await checkpoint()
-        if bus not in event._queued_on:
-            continue  # claimed by a queue-jump or a cancellation
-        mode = event.event_concurrency or default_mode
-        if mode == "parallel":
-            claim(bus, event)
-            work_tg.start_soon(process, bus, event, no_limiters, None)
-            continue
-        if mode == "bus-serial":
-            limiter = bus_limiter
-            held = bus_held
-        else:
-            limiter = global_serial_limiter()
-            held = frozenset((limiter,))
-        token = object()
-        try:
-            limiter.acquire_on_behalf_of_nowait(token)
-        except WouldBlock:
-            await limiter.acquire_on_behalf_of(token)
-        try:
-            if bus in event._queued_on:
+                event = await receive()
+            else:
+                budget -= 1
+                if not budget:
+                    budget = _EVENTS_PER_CHECKPOINT
+                    await checkpoint()
+            if bus not in event._queued_on:
+                continue  # claimed by a queue-jump or a cancellation
+            mode = event.event_concurrency or default_mode
+            if mode == "parallel":
                 claim(bus, event)
-                await process(bus, event, held, None)
-        finally:
-            limiter.release_on_behalf_of(token)
+                work_tg.start_soon(process, bus, event, no_limiters, None)
+                continue
+            if mode == "bus-serial":
+                limiter = bus_limiter
+                held = bus_held
+            else:
+                limiter = global_serial_limiter()
+                held = frozenset((limiter,))
+            token = object()
+            try:
+                limiter.acquire_on_behalf_of_nowait(token)
+            except WouldBlock:
+                await limiter.acquire_on_behalf_of(token)
+            try:
+                if bus in event._queued_on:
+                    claim(bus, event)
+                    await process(bus, event, held, None)
+            finally:
+                limiter.release_on_behalf_of(token)
+    finally:
+        # Cancelled between taking an event off the stream and claiming it (at the periodic checkpoint or
+        # while waiting for the serial slot): put it back first in line, so the shutdown releases it
+        # (cancelled rows) instead of losing it.
+        if event is not None and bus in event._queued_on:
+            bus._backlog.appendleft(event)
 
 
 # ---------------------------------------------------------------------------------------- awaiting

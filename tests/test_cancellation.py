@@ -285,3 +285,24 @@ async def test_outer_cancel_during_exit_drain() -> None:
     assert blocking.cleaned_up and not blocking.finished
     assert not bus.is_running
     assert len(anyio.get_running_tasks()) == tasks_before
+
+
+async def test_stopping_mid_backlog_loses_no_event(anyio_backend: str) -> None:
+    """A stop while the runloop drains a backlog (between taking an event off the stream and claiming it)
+    still releases every queued event: each one completes, the unprocessed ones with cancelled rows."""
+
+    class CXBacklog(BaseEvent[int]):
+        i: int
+
+    with anyio.fail_after(5):
+        async with EventBus("CXBacklog") as bus:
+
+            async def handler(event: CXBacklog) -> int:
+                if event.i == 3:
+                    await bus.stop()
+                return event.i
+
+            bus.on(CXBacklog, handler)
+            events = [bus.emit(CXBacklog(i=i)) for i in range(40)]
+    assert {event.event_status for event in events} == {"completed"}
+    assert bus.statistics().queued == 0
