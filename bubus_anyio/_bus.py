@@ -397,18 +397,29 @@ class EventBus:
         """
         limit = self.max_pending
         while limit is not None and self._queued >= limit:
-            frame = current_frame.get()
-            if frame is not None and self._limiter is not None and self._limiter in frame.held:
+            held = _runtime.live_held(current_frame.get())
+            if held and self._running and self._serial_slot() in held:
                 raise DeadlockError(
-                    f"{self.label}: send() from handler {frame.handler.label} of this serial bus while its queue "
+                    f"{self.label}: send() from a handler holding this bus's serial slot while its queue "
                     f"is full ({self._queued}/{limit}) would never get room"
                 )
-            if self._closed:
-                raise BusNotRunningError(f"{self.label} has stopped")
+            if not self._running:
+                raise BusNotRunningError(
+                    f"{self.label} is not running and its queue is full ({self._queued}/{limit}); "
+                    "nothing would make room"
+                )
             if self._room is None:
                 self._room = anyio.Event()
             await self._room.wait()
         return self.emit(event)
+
+    def _serial_slot(self) -> CapacityLimiter | None:
+        """The slot this bus's runloop takes for its events by default (None in parallel mode)."""
+        if self.event_concurrency == "parallel":
+            return None
+        if self.event_concurrency == "global-serial":
+            return _runtime.global_serial_limiter()
+        return self._limiter
 
     def _emit(self, event: E) -> E:
         if not isinstance(event, BaseEvent):  # pyright: ignore[reportUnnecessaryIsInstance]
@@ -417,10 +428,11 @@ class EventBus:
             raise BusNotRunningError(f"{self.label} has stopped; cannot emit {event.event_label}")
         label = self.label
         path = event.event_path
-        if label in path:
-            return event
+        if self in event._buses:
+            return event  # this bus already has it: forwarding cycles end here
         if event.event_status == "completed":
-            path.append(label)
+            if label not in path:
+                path.append(label)
             event._buses.append(self)
             self._history.make_room()
             self._history.add(event)
@@ -448,7 +460,8 @@ class EventBus:
                     parent._open_children += 1
         if event._context is None:
             event._context = copy_context()
-        path.append(label)
+        if label not in path:  # a reset copy keeps its path: the label is not written twice
+            path.append(label)
         event._buses.append(self)
         event._queued_on.add(self)
         event.event_pending_bus_count += 1
@@ -771,7 +784,7 @@ class EventBus:
         """
         if self._running:
             frame = current_frame.get()
-            inside = frame is not None and frame.bus is self
+            inside = frame is not None and frame.bus is self and not frame.result.is_finished
             if timeout is not None and timeout > 0 and not inside:
                 await self.wait_until_idle(timeout)
             if self._serve_scope is not None:
@@ -796,9 +809,13 @@ class EventBus:
         :raises DeadlockError: called from a handler of this bus (it could never be idle)
         """
         frame = current_frame.get()
-        if frame is not None and frame.bus is self:
+        if frame is not None and frame.bus is self and not frame.result.is_finished:
             raise DeadlockError(
                 f"wait_until_idle() from handler {frame.handler.label} of {self.label} never returns"
+            )
+        if not self._running and not self._is_idle():
+            raise BusNotRunningError(
+                f"{self.label} is not running, so its {self._queued} queued event(s) would never be processed"
             )
         with anyio.move_on_after(timeout):
             while not self._is_idle():
@@ -894,6 +911,11 @@ class EventBus:
                         now - started,
                     )
             warned.intersection_update(set(rows) | set(runs))
+            # back to a slow pace once the handlers with low thresholds are gone
+            self._monitor_wake = min(
+                [entry[1] for entry in rows.values()] + [entry[1] for entry in runs.values()],
+                default=math.inf,
+            )
 
     # ------------------------------------------------------------------ introspection
     def statistics(self) -> BusStatistics:

@@ -27,12 +27,14 @@ import anyio
 from anyio import CancelScope, CapacityLimiter, WouldBlock
 from anyio.lowlevel import RunVar, checkpoint
 
+from ._backend import is_cancelling
 from ._context import HandlerFrame, current_frame
 from ._errors import (
     BusNotRunningError,
     EventBusError,
     EventHandlerAbortedError,
     EventHandlerCancelledError,
+    EventHandlerError,
     EventHandlerResultSchemaError,
     EventHandlerTimeoutError,
 )
@@ -213,7 +215,10 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
                     fn = handler.handler
                     assert fn is not None
                     value = await _drive(ctx, ctx.run(_enter, frame, fn, event))
-        except bus._cancelled_exc:
+        except bus._cancelled_exc as exc:
+            if not is_cancelling(exc):
+                _record_stray_cancellation(event, row, exc)
+                return _INTERRUPTED
             _record_abort(run, row)
             raise
         finally:
@@ -308,15 +313,30 @@ def _abort_reason(run: EventRun) -> str:
         if run.timed_out or (run.scope is not None and run.scope.cancel_called):
             return f"the event {run.event.event_label} timed out after {run.timeout}s on {run.bus.label}"
         frame = run.parent_frame
-        if frame is None:
-            return f"the bus {run.bus.label} was cancelled while it ran"
+        if frame is None or (run.bus._serve_scope is not None and run.bus._serve_scope.cancel_called):
+            if run.bus._serve_scope is not None and run.bus._serve_scope.cancel_called:
+                return f"the bus {run.bus.label} was stopped or cancelled while it ran"
+            return f"a cancel scope around {run.bus.label}'s processing was cancelled"
         row = frame.result
         scope = row._cancel_scope
         if scope is not None and scope.cancel_called:
             return row._abort_reason or (
                 f"its parent handler {frame.handler.label}({frame.event.event_label}) timed out after {row.timeout}s"
             )
-        run = frame.run
+        parent_run: EventRun = frame.run
+        if (
+            parent_run.cancel_reason is None
+            and not parent_run.timed_out
+            and not (parent_run.scope is not None and parent_run.scope.cancel_called)
+        ):
+            if parent_run.parent_frame is None and not (
+                parent_run.bus._serve_scope is not None and parent_run.bus._serve_scope.cancel_called
+            ):
+                return (
+                    f"a cancel scope inside its awaiting handler {frame.handler.label}"
+                    f"({frame.event.event_label}) was cancelled (a timeout around the await?)"
+                )
+        run = parent_run
 
 
 async def run_handler(
@@ -359,7 +379,10 @@ async def run_handler(
                 value = await _run_in_scopes(frame, ctx, timeout, _await_value(value))
         if value is _INTERRUPTED:
             return
-    except bus._cancelled_exc:
+    except bus._cancelled_exc as exc:
+        if not is_cancelling(exc):
+            _record_stray_cancellation(event, row, exc)
+            return
         _record_abort(run, row)
         raise
     except Exception as exc:
@@ -385,6 +408,11 @@ async def run_handler(
             exc_info=exc,
         )
         return
+    except BaseException as exc:  # KeyboardInterrupt, SystemExit...: recorded, then it propagates
+        if not row.is_finished:
+            row.mark_error(exc)
+            run.cancel_reason = f"{type(exc).__name__} was raised by handler {handler.label}"
+        raise
     finally:
         row._cancel_scope = None
         if monitored:
@@ -394,6 +422,20 @@ async def run_handler(
     record_value(event, row, value, run)
     if hooks is not None:
         hooks.notify("on_event_result_change", event, row, "completed")
+
+
+def _record_stray_cancellation(event: BaseEvent[Any], row: EventResult[Any], exc: BaseException) -> None:
+    """asyncio: the handler let out a ``CancelledError`` that is not a cancellation of this task (it awaited
+    something someone else cancelled). That is the handler's failure, recorded like any error."""
+    error = EventHandlerError(
+        f"Event handler {row.handler.label}({event.event_label}) raised {type(exc).__name__} although "
+        "nothing cancelled it (it awaited a task or future that was cancelled elsewhere)",
+        event=event,
+        handler=row.handler,
+        event_result=row,
+    )
+    error.__cause__ = exc
+    row.mark_error(error)
 
 
 def _record_abort(run: EventRun, row: EventResult[Any]) -> None:
@@ -451,6 +493,8 @@ def claim(bus: EventBus, event: BaseEvent[Any]) -> None:
     event._queued_on.discard(bus)
     bus._queued -= 1
     bus._on_dequeued()
+    if _acquirers:
+        _wake_acquirers(event)
 
 
 _new_row: Callable[[str, EventHandler], EventResult[Any]] = EventResult  # unsubscripted: 3x cheaper
@@ -606,6 +650,8 @@ def _notify_progress(event: BaseEvent[Any]) -> None:
     if signal is not None:
         event._processed = None
         signal.set()
+    if _acquirers:
+        _wake_acquirers(event)
 
 
 def maybe_complete(event: BaseEvent[Any] | None) -> None:
@@ -771,30 +817,112 @@ async def _wait_for_progress(event: BaseEvent[Any]) -> None:
     await signal.wait()
 
 
+_NO_LIMITERS: frozenset[CapacityLimiter] = frozenset()
+#: Slots lent by handlers blocked in ``await event`` while other tasks process that event.
+_lent: dict[BaseEvent[Any], frozenset[CapacityLimiter]] = {}
+#: Scopes of queue-jumps blocked on a slot, by the events whose progress (or new lend) must wake them.
+_acquirers: dict[BaseEvent[Any], list[CancelScope]] = {}
+
+
+def live_held(frame: HandlerFrame | None) -> frozenset[CapacityLimiter]:
+    """The slots the chain above this code holds: none once the handler returned (a task it spawned keeps
+    the frame in its context, but no longer the slot)."""
+    if frame is None or frame.result.is_finished:
+        return _NO_LIMITERS
+    return frame.held
+
+
+def _effective_held(frame: HandlerFrame) -> frozenset[CapacityLimiter]:
+    """``live_held`` plus what blocked ancestors lent to this handler's event or its ancestors."""
+    held = live_held(frame)
+    if _lent:
+        event: BaseEvent[Any] | None = frame.event
+        while event is not None:
+            lent = _lent.get(event)
+            if lent:
+                held = held | lent
+            event = event._parent
+    return held
+
+
+def _wake_acquirers(event: BaseEvent[Any]) -> None:
+    for scope in _acquirers.get(event, ()):
+        scope.cancel()
+
+
+async def _acquire_or_progress(
+    limiter: CapacityLimiter, token: object, event: BaseEvent[Any], frame: HandlerFrame
+) -> bool:
+    """Wait for ``limiter`` on behalf of ``token``, unless ``event`` makes progress elsewhere (claimed,
+    finished) or a slot is lent to the awaiting chain first: then give up and return False."""
+    watched: list[BaseEvent[Any]] = [event]
+    ancestor: BaseEvent[Any] | None = frame.event
+    while ancestor is not None:
+        watched.append(ancestor)
+        ancestor = ancestor._parent
+    scope = CancelScope()
+    for item in watched:
+        _acquirers.setdefault(item, []).append(scope)
+    try:
+        with scope:
+            await limiter.acquire_on_behalf_of(token)
+    finally:
+        for item in watched:
+            scopes = _acquirers.get(item)
+            if scopes is not None:
+                scopes.remove(scope)
+                if not scopes:
+                    del _acquirers[item]
+    if scope.cancelled_caught:
+        if token in limiter.statistics().borrowers:
+            limiter.release_on_behalf_of(token)
+        return False
+    return True
+
+
+async def _wait_lending(event: BaseEvent[Any], held: frozenset[CapacityLimiter]) -> None:
+    """Wait for ``event``, processed in other tasks, while lending our slots to its handlers: they may need
+    to queue-jump onto a bus whose slot we hold, and we are blocked until they finish."""
+    previous = _lent.get(event)
+    if held:
+        _lent[event] = held if previous is None else previous | held
+        _wake_acquirers(event)
+    try:
+        await _wait_for_progress(event)
+    finally:
+        if held:
+            if previous is None:
+                _lent.pop(event, None)
+            else:
+                _lent[event] = previous
+
+
 async def process_now(event: BaseEvent[Any], frame: HandlerFrame) -> None:
     """Queue-jump: process ``event`` in this task on every bus that still holds it queued, then wait for
     the buses processing it elsewhere. Returns when no bus holds it any more (its own queued descendants
     may still be pending)."""
     while event.event_pending_bus_count > 0:
         queued = [b for b in event._buses if b in event._queued_on]
+        held = _effective_held(frame)
         if not queued:
             _require_running(event)
-            await _wait_for_progress(event)
+            await _wait_lending(event, held)
             continue
         bus = queued[0]
         if not bus.is_running:
             raise BusNotRunningError(f"{event.event_label} is queued on {bus.label}, which is not running")
         limiter = _limiter_for(bus, event)
-        if limiter is None or limiter in frame.held:
+        if limiter is None or limiter in held:
             claim(bus, event)
-            await process(bus, event, frame.held, frame)
+            await process(bus, event, held, frame)
             continue
         token = object()
-        await limiter.acquire_on_behalf_of(token)
+        if not await _acquire_or_progress(limiter, token, event, frame):
+            continue  # the event moved on (or a slot was lent to us): look again
         try:
             if bus in event._queued_on:
                 claim(bus, event)
-                await process(bus, event, frame.held | {limiter}, frame)
+                await process(bus, event, held | {limiter}, frame)
         finally:
             limiter.release_on_behalf_of(token)
 
@@ -838,8 +966,9 @@ async def wait_completed(event: BaseEvent[Any]) -> None:
     frame = current_frame.get()
     if frame is not None:
         _check_not_waiting_on_self(event, frame, "event_completed()")
+        held = live_held(frame)
         for bus in event._buses:
-            if bus in event._queued_on and _limiter_for(bus, event) in frame.held:
+            if bus in event._queued_on and _limiter_for(bus, event) in held:
                 raise DeadlockError(
                     f"event_completed() on {event.event_label} inside handler {frame.handler.label}: the event is "
                     f"queued behind this handler on the serial bus {bus.label}, so it could never complete. "
