@@ -217,6 +217,7 @@ class EventBus:
         self._slow_runs: dict[Any, tuple[float, float]] = {}
         self._monitor_wake: float = math.inf
         self._monitor_wakeup: anyio.Event | None = None
+        self._monitor_interval: float = math.inf
 
     # ------------------------------------------------------------------ identity
     @property
@@ -861,13 +862,15 @@ class EventBus:
         self._lower_monitor_wake(threshold)
 
     def _lower_monitor_wake(self, threshold: float) -> None:
-        """Make the monitor look at least every ``threshold / 4`` seconds, starting now."""
+        """Make the monitor look at least every ``threshold / 4`` seconds (woken now only when that is
+        sooner than its current pace, so common thresholds cost nothing per handler)."""
         if threshold < self._monitor_wake:
             self._monitor_wake = threshold
-            wake = self._monitor_wakeup
-            if wake is not None:
-                self._monitor_wakeup = None
-                wake.set()
+            if _monitor_interval(threshold) < self._monitor_interval:
+                wake = self._monitor_wakeup
+                if wake is not None:
+                    self._monitor_wakeup = None
+                    wake.set()
 
     def _unwatch_event(self, run: Any) -> None:
         if self._slow_runs:
@@ -887,7 +890,8 @@ class EventBus:
         assert rows is not None
         while True:
             wakeup = self._monitor_wakeup = anyio.Event()
-            with anyio.move_on_after(min(1.0, max(0.005, self._monitor_wake / 4))):
+            self._monitor_interval = _monitor_interval(self._monitor_wake)
+            with anyio.move_on_after(self._monitor_interval):
                 await wakeup.wait()  # set early when a handler with a lower threshold starts
             now = perf_counter()
             for row, (started, threshold, event) in list(rows.items()):
@@ -973,6 +977,11 @@ class EventBus:
 
 
 _MISSING = object()
+
+
+def _monitor_interval(threshold: float) -> float:
+    """How often the slow monitor looks, for the lowest threshold it watches: a quarter of it, 5 ms to 1 s."""
+    return min(1.0, max(0.005, threshold / 4))
 
 
 def _run_in_copied_context(fn: Callable[[E], E], event: E) -> E:
