@@ -197,7 +197,8 @@ class EventBus:
         self._send_stream: MemoryObjectSendStream[BaseEvent[Any]] | None = None
         self._receive_stream: MemoryObjectReceiveStream[BaseEvent[Any]] | None = None
         self._backlog: deque[BaseEvent[Any]] = deque()
-        self._queued = 0
+        #: events waiting on this bus and not claimed yet, in FIFO order (what a snapshot writes as the queue)
+        self._queue: dict[BaseEvent[Any], None] = {}
         self._in_flight = 0
         self._running = False
         self._closed = False
@@ -224,6 +225,11 @@ class EventBus:
     def label(self) -> str:
         """``Name#abcd``: the name and the last four characters of the id (as in ``event_path``)."""
         return f"{self.name}#{self.id[-4:]}"
+
+    @property
+    def _queued(self) -> int:
+        """How many events wait on this bus, not claimed yet."""
+        return len(self._queue)
 
     @property
     def is_running(self) -> bool:
@@ -466,7 +472,7 @@ class EventBus:
         event._buses.append(self)
         event._queued_on.add(self)
         event.event_pending_bus_count += 1
-        self._queued += 1
+        self._queue[event] = None
         stream = self._send_stream
         if stream is not None:
             stream.send_nowait(event)
@@ -485,7 +491,7 @@ class EventBus:
             event._buses.append(self)
         event._queued_on.add(self)
         event.event_pending_bus_count += 1
-        self._queued += 1
+        self._queue[event] = None
         if self._send_stream is not None:
             self._send_stream.send_nowait(event)
         else:

@@ -491,7 +491,7 @@ def record_value(event: BaseEvent[Any], row: EventResult[Any], value: Any, run: 
 def claim(bus: EventBus, event: BaseEvent[Any]) -> None:
     """Take ``event`` out of ``bus``'s queue (logically: its copy in the stream will be skipped)."""
     event._queued_on.discard(bus)
-    bus._queued -= 1
+    del bus._queue[event]
     bus._on_dequeued()
     if _acquirers:
         _wake_acquirers(event)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
 
-from ._errors import EventValidationError
+from ._errors import EventHandlerAbortedError, EventValidationError
 from ._events import BaseEvent
 from ._handlers import EventHandler
 from ._wire import (
@@ -56,8 +56,8 @@ _KNOWN_KEYS: Final = frozenset(
 
 # ---------------------------------------------------------------------------------------- writing
 def queued_events(bus: EventBus) -> list[BaseEvent[Any]]:
-    """The events still waiting in ``bus``'s queue, oldest first (history order is emit order)."""
-    return [event for event in bus.event_history.values() if bus in event._queued_on]  # pyright: ignore[reportPrivateUsage]
+    """The events still waiting in ``bus``'s queue, in FIFO order (even those trimmed from its history)."""
+    return list(bus._queue)  # pyright: ignore[reportPrivateUsage]
 
 
 def bus_to_dict(bus: EventBus) -> dict[str, Any]:
@@ -69,10 +69,14 @@ def bus_to_dict(bus: EventBus) -> dict[str, Any]:
         out[key] = getattr(bus, key)
     out["handlers"] = {handler_id: handler_to_dict(entry) for handler_id, entry in bus.handlers.items()}
     out["handlers_by_key"] = bus.handlers_by_key
+    queued = queued_events(bus)
+    events = dict(bus.event_history.items())
+    for event in queued:  # a queued event trimmed out of the history must not be lost
+        events.setdefault(event.event_id, event)
     out["event_history"] = {
-        event_id: event_to_dict(event, include_results=True) for event_id, event in bus.event_history.items()
+        event_id: event_to_dict(event, include_results=True) for event_id, event in events.items()
     }
-    out["pending_event_queue"] = [event.event_id for event in queued_events(bus)]
+    out["pending_event_queue"] = [event.event_id for event in queued]
     return out
 
 
@@ -107,11 +111,47 @@ def bus_from_json(cls: type[EventBus], data: str | bytes | Mapping[str, Any]) ->
     _fill_history(bus, history)
     for event in pending:
         requeue(bus, event)
+    for event in _interrupted(bus, history, pending):
+        requeue(bus, event)
     return bus
+
+
+def _interrupted(
+    bus: EventBus, history: Mapping[str, BaseEvent[Any]], pending: list[BaseEvent[Any]]
+) -> list[BaseEvent[Any]]:
+    """Events this bus was processing when the snapshot was taken (unfinished, not queued, visited by this
+    bus). Their rows that were running are closed as aborted, and the events are queued again after the
+    pending ones, so the handlers that never started run and every event completes."""
+    label = bus.label
+    waiting = set(map(id, pending))
+    found: list[BaseEvent[Any]] = []
+    for event in history.values():
+        if event.event_status == "completed" or id(event) in waiting or label not in event.event_path:
+            continue
+        for row in event.event_results.values():
+            if row.status == "started" and row.eventbus_id == bus.id:
+                row.mark_error(
+                    EventHandlerAbortedError(
+                        f"Event handler {row.handler.label}({event.event_label}) was running when the bus "
+                        "snapshot was taken; it is not run again",
+                        event=event,
+                        handler=row.handler,
+                        event_result=row,
+                    )
+                )
+        found.append(event)
+    return found
 
 
 def _build_bus(cls: type[EventBus], obj: Mapping[str, Any]) -> EventBus:
     options = {key: obj[key] for key in _CONFIG_KEYS if key in obj}
+    for key in ("max_history_drop", "event_handler_detect_file_paths"):
+        if key in options and type(options[key]) is not bool:
+            raise EventValidationError(
+                f"EventBus.{key}: expected true or false, got {options[key]!r:.200}",
+                field=key,
+                value=options[key],
+            )
     for key in ("id", "name"):
         value = obj.get(key)
         if value is not None and type(value) is not str:

@@ -233,3 +233,60 @@ class TestBadSnapshots:
     def test_not_a_snapshot(self, text: str) -> None:
         with pytest.raises(EventValidationError):
             EventBus.from_json(text)
+
+
+class WireSnapJob(BaseEvent[int]):
+    n: int
+
+
+class TestSnapshotsOfBusyBuses:
+    @pytest.mark.anyio
+    async def test_queued_events_trimmed_from_history_are_still_written(self) -> None:
+        gate = anyio.Event()
+        async with EventBus("WireSnapTrim", max_history_size=2, max_history_drop=True) as bus:
+
+            async def blocking(event: WireSnapJob) -> int:
+                await gate.wait()
+                return event.n
+
+            bus.on(WireSnapJob, blocking)
+            for n in range(5):
+                bus.emit(WireSnapJob(n=n))
+            await anyio.wait_all_tasks_blocked()
+            data = json.loads(bus.to_json())
+            gate.set()
+        pending = [data["event_history"][event_id]["n"] for event_id in data["pending_event_queue"]]
+        assert pending == [1, 2, 3, 4]
+
+    @pytest.mark.anyio
+    async def test_an_event_running_at_snapshot_time_is_closed_and_completes_after_restore(self) -> None:
+        gate = anyio.Event()
+        async with EventBus("WireSnapMidRun") as bus:
+
+            async def first_blocks(event: WireSnapJob) -> int:
+                if event.n == 0:
+                    await gate.wait()
+                return event.n
+
+            bus.on(WireSnapJob, first_blocks)
+            for n in range(3):
+                bus.emit(WireSnapJob(n=n))
+            await anyio.wait_all_tasks_blocked()
+            snapshot = bus.to_json()
+            gate.set()
+        restored = EventBus.from_json(snapshot)
+        ran: list[int] = []
+        for entry in restored.handlers.values():
+            entry.handler = lambda event: ran.append(event.n) or event.n
+        with anyio.fail_after(5):
+            async with restored:
+                await restored.wait_until_idle()
+        interrupted = next(e for e in restored.event_history.values() if getattr(e, "n", None) == 0)
+        assert interrupted.event_status == "completed"
+        (row,) = interrupted.event_results.values()
+        assert row.status == "error" and "snapshot was taken" in str(row.error)
+        assert ran == [1, 2]  # the queued ones, in order; the interrupted handler is not run again
+
+    def test_bool_options_must_be_booleans(self) -> None:
+        with pytest.raises(EventValidationError, match="max_history_drop"):
+            EventBus.from_json({"max_history_drop": "no"})
