@@ -15,7 +15,6 @@ from collections import deque
 from collections.abc import Callable
 from contextvars import copy_context
 from operator import attrgetter
-from time import perf_counter
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
@@ -41,7 +40,7 @@ from ._modes import (
     EventHandlerCompletion,
     EventHandlerConcurrency,
 )
-from ._results import EventResult
+from ._monitor import SlowMonitor
 from ._runtime import DeadlockError
 from ._time import format_ns, now_ns
 
@@ -214,11 +213,8 @@ class EventBus:
         self._idle: anyio.Event | None = None
         self._room: anyio.Event | None = None
         self._find_waiters: list[_FindWaiter] = []
-        self._slow_rows: dict[EventResult[Any], tuple[float, float, BaseEvent[Any]]] | None = None
-        self._slow_runs: dict[Any, tuple[float, float]] = {}
-        self._monitor_wake: float = math.inf
-        self._monitor_wakeup: anyio.Event | None = None
-        self._monitor_interval: float = math.inf
+        #: slow warnings; None when the bus has no slow thresholds (then handlers are not watched)
+        self._monitor: SlowMonitor | None = None
 
     # ------------------------------------------------------------------ identity
     @property
@@ -732,14 +728,14 @@ class EventBus:
         while self._backlog:
             send.send_nowait(self._backlog.popleft())
         if self.event_handler_slow_timeout is not None or self.event_slow_timeout is not None:
-            self._slow_rows = {}
+            self._monitor = SlowMonitor(self.label, self.event_handler_slow_timeout)
         try:
             with CancelScope() as scope:
                 self._serve_scope = scope
                 async with anyio.create_task_group() as work_tg:
                     self._work_tg = work_tg
-                    if self._slow_rows is not None:
-                        work_tg.start_soon(self._monitor_slow_handlers)
+                    if self._monitor is not None:
+                        work_tg.start_soon(self._monitor.run_forever)
                     if self._hooks is not None:
                         work_tg.start_soon(self._hooks.deliver_forever)
                     task_status.started()
@@ -839,94 +835,6 @@ class EventBus:
         )
         return False
 
-    # ------------------------------------------------------------------ slow-handler monitor
-    def _watch_row(self, row: EventResult[Any], event: BaseEvent[Any]) -> None:
-        handler = row.handler
-        if handler.handler_slow_timeout_is_set:
-            threshold = handler.handler_slow_timeout
-        elif event.event_handler_slow_timeout is not None:
-            threshold = event.event_handler_slow_timeout
-        elif event.event_slow_timeout is not None:
-            threshold = event.event_slow_timeout
-        else:
-            threshold = self.event_handler_slow_timeout
-        if threshold is None or (row.timeout is not None and row.timeout <= threshold):
-            return
-        rows = self._slow_rows
-        assert rows is not None
-        rows[row] = (perf_counter(), threshold, event)
-        self._lower_monitor_wake(threshold)
-
-    def _watch_event(self, run: Any) -> None:
-        event = run.event
-        threshold = (
-            event.event_slow_timeout if event.event_slow_timeout is not None else self.event_slow_timeout
-        )
-        if threshold is None or (run.timeout is not None and run.timeout <= threshold):
-            return
-        self._slow_runs[run] = (perf_counter(), threshold)
-        self._lower_monitor_wake(threshold)
-
-    def _lower_monitor_wake(self, threshold: float) -> None:
-        """Make the monitor look at least every ``threshold / 4`` seconds (woken now only when that is
-        sooner than its current pace, so common thresholds cost nothing per handler)."""
-        if threshold < self._monitor_wake:
-            self._monitor_wake = threshold
-            if _monitor_interval(threshold) < self._monitor_interval:
-                wake = self._monitor_wakeup
-                if wake is not None:
-                    self._monitor_wakeup = None
-                    wake.set()
-
-    def _unwatch_event(self, run: Any) -> None:
-        if self._slow_runs:
-            self._slow_runs.pop(run, None)
-
-    def _unwatch_row(self, row: EventResult[Any]) -> None:
-        rows = self._slow_rows
-        if rows:
-            rows.pop(row, None)
-
-    async def _monitor_slow_handlers(self) -> None:
-        """One task per bus warns about handlers and events running longer than their slow thresholds
-        (it never cancels anything)."""
-        warned: set[object] = set()
-        rows = self._slow_rows
-        runs = self._slow_runs
-        assert rows is not None
-        while True:
-            wakeup = self._monitor_wakeup = anyio.Event()
-            self._monitor_interval = _monitor_interval(self._monitor_wake)
-            with anyio.move_on_after(self._monitor_interval):
-                await wakeup.wait()  # set early when a handler with a lower threshold starts
-            now = perf_counter()
-            for row, (started, threshold, event) in list(rows.items()):
-                if row not in warned and now - started >= threshold:
-                    warned.add(row)
-                    logger.warning(
-                        "⚠️ Slow event handler: %s.on(%s, %s) still running after %.1fs",
-                        self.label,
-                        event.event_label,
-                        row.handler.label,
-                        now - started,
-                    )
-            for run, (started, threshold) in list(runs.items()):
-                if run not in warned and now - started >= threshold:
-                    warned.add(run)
-                    logger.warning(
-                        "⚠️ Slow event processing: %s.on(%s, %d handlers) still running after %.2fs",
-                        self.label,
-                        run.event.event_label,
-                        len(run.rows),
-                        now - started,
-                    )
-            warned.intersection_update(set(rows) | set(runs))
-            # back to a slow pace once the handlers with low thresholds are gone
-            self._monitor_wake = min(
-                [entry[1] for entry in rows.values()] + [entry[1] for entry in runs.values()],
-                default=math.inf,
-            )
-
     # ------------------------------------------------------------------ introspection
     def statistics(self) -> BusStatistics:
         """A frozen snapshot: queued and in-flight events, history size, waiting finders, handlers, and the
@@ -983,11 +891,6 @@ class EventBus:
 
 
 _MISSING = object()
-
-
-def _monitor_interval(threshold: float) -> float:
-    """How often the slow monitor looks, for the lowest threshold it watches: a quarter of it, 5 ms to 1 s."""
-    return min(1.0, max(0.005, threshold / 4))
 
 
 def _run_in_copied_context(fn: Callable[[E], E], event: E) -> E:

@@ -362,9 +362,9 @@ async def run_handler(
     frame = HandlerFrame(event, handler, bus, row, held, run)
     captured = event._context
     ctx = captured.copy() if captured is not None else copy_context()
-    monitored = bus._slow_rows is not None
-    if monitored:
-        bus._watch_row(row, event)
+    monitor = bus._monitor
+    if monitor is not None:
+        monitor.watch_row(row, event)
     try:
         fn = handler.handler
         if fn is None:
@@ -415,8 +415,8 @@ async def run_handler(
         raise
     finally:
         row._cancel_scope = None
-        if monitored:
-            bus._unwatch_row(row)
+        if monitor is not None:
+            monitor.unwatch_row(row)
         if hooks is not None and row.is_finished:
             hooks.notify("on_event_result_change", event, row, "completed")
     record_value(event, row, value, run)
@@ -525,9 +525,11 @@ async def process(
     runs.append(run)
     rows = run.rows = create_rows(bus, event)
     run.first = (event.event_handler_completion or bus.event_handler_completion) == "first"
-    watched = bus._slow_rows is not None
-    if watched:
-        bus._watch_event(run)
+    monitor = bus._monitor
+    if monitor is not None:
+        monitor.watch_run(
+            run, event.event_slow_timeout if event.event_slow_timeout is not None else bus.event_slow_timeout
+        )
     hooks = bus._hooks
     if hooks is not None:
         hooks.notify("on_event_change", event, "pending")
@@ -563,8 +565,8 @@ async def process(
         raise
     finally:
         runs.remove(run)
-        if watched:
-            bus._unwatch_event(run)
+        if monitor is not None:
+            monitor.unwatch_run(run)
         finish_on_bus(bus, event)
 
 
