@@ -24,7 +24,7 @@ from anyio import TASK_STATUS_IGNORED, CancelScope, CapacityLimiter, WouldBlock
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from . import _runtime
+from . import _awaiting, _runtime
 from ._context import current_frame
 from ._errors import BusNotRunningError, QueueFullError
 from ._events import BaseEvent
@@ -400,7 +400,7 @@ class EventBus:
         """
         limit = self.max_pending
         while limit is not None and self._queued >= limit:
-            held = _runtime.live_held(current_frame.get())
+            held = _awaiting.live_held(current_frame.get())
             if held and self._running and self._serial_slot() in held:
                 raise DeadlockError(
                     f"{self.label}: send() from a handler holding this bus's serial slot while its queue "

@@ -98,7 +98,7 @@ _runtime: Any = None
 def _get_runtime() -> Any:
     global _runtime
     if _runtime is None:
-        from . import _runtime as runtime
+        from . import _awaiting as runtime
 
         _runtime = runtime
     return _runtime

@@ -1,0 +1,214 @@
+"""Awaiting events: ``await event`` (queue-jumping inside handlers), ``event_completed()`` (queue order)
+and the results accessors, with the deadlock checks and slot lending that keep them from hanging.
+
+Inside a handler, ``await child`` processes the child *now*, in the handler's task, on every bus that
+still holds it queued, skipping the serial slots the chain of handlers above already holds. While the
+child is processed by other tasks, the waiting handler lends its slots to the child's chain (it is blocked
+anyway), so the child's handlers can queue-jump onto the waiting handler's bus instead of deadlocking; a
+wait for a slot gives up as soon as the event moves on elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio import CancelScope, CapacityLimiter
+
+from ._context import HandlerFrame, current_frame
+from ._errors import BusNotRunningError
+from ._runtime import DeadlockError, _acquirers, _wake_acquirers, claim, global_serial_limiter, process
+
+if TYPE_CHECKING:
+    from ._bus import EventBus
+    from ._events import BaseEvent
+
+__all__ = ["live_held", "wait_completed", "wait_for_results", "wait_now"]
+
+
+def _limiter_for(bus: EventBus, event: BaseEvent[Any]) -> CapacityLimiter | None:
+    mode = event.event_concurrency or bus.event_concurrency
+    if mode == "parallel":
+        return None
+    if mode == "bus-serial":
+        return bus._limiter
+    return global_serial_limiter()
+
+
+def _require_running(event: BaseEvent[Any]) -> None:
+    buses = event._buses
+    for bus in buses:
+        if bus._running:
+            return
+    if not buses:
+        raise BusNotRunningError(
+            f"{event.event_label} was never emitted on a bus, so nothing would process it"
+        )
+    labels = ", ".join(bus.label for bus in buses)
+    raise BusNotRunningError(
+        f"{event.event_label} is {event.event_status} but none of its buses ({labels}) is running; "
+        "use `async with bus:` (or `await task_group.start(bus.run)`) around the await"
+    )
+
+
+async def _wait_for_progress(event: BaseEvent[Any]) -> None:
+    signal = event._processed
+    if signal is None:
+        signal = event._processed = anyio.Event()
+    await signal.wait()
+
+
+_NO_LIMITERS: frozenset[CapacityLimiter] = frozenset()
+#: Slots lent by handlers blocked in ``await event`` while other tasks process that event.
+_lent: dict[BaseEvent[Any], frozenset[CapacityLimiter]] = {}
+
+
+def live_held(frame: HandlerFrame | None) -> frozenset[CapacityLimiter]:
+    """The slots the chain above this code holds: none once the handler returned (a task it spawned keeps
+    the frame in its context, but no longer the slot)."""
+    if frame is None or frame.result.is_finished:
+        return _NO_LIMITERS
+    return frame.held
+
+
+def _effective_held(frame: HandlerFrame) -> frozenset[CapacityLimiter]:
+    """``live_held`` plus what blocked ancestors lent to this handler's event or its ancestors."""
+    held = live_held(frame)
+    if _lent:
+        event: BaseEvent[Any] | None = frame.event
+        while event is not None:
+            lent = _lent.get(event)
+            if lent:
+                held = held | lent
+            event = event._parent
+    return held
+
+
+async def _acquire_or_progress(
+    limiter: CapacityLimiter, token: object, event: BaseEvent[Any], frame: HandlerFrame
+) -> bool:
+    """Wait for ``limiter`` on behalf of ``token``, unless ``event`` makes progress elsewhere (claimed,
+    finished) or a slot is lent to the awaiting chain first: then give up and return False."""
+    watched: list[BaseEvent[Any]] = [event]
+    ancestor: BaseEvent[Any] | None = frame.event
+    while ancestor is not None:
+        watched.append(ancestor)
+        ancestor = ancestor._parent
+    scope = CancelScope()
+    for item in watched:
+        _acquirers.setdefault(item, []).append(scope)
+    try:
+        with scope:
+            await limiter.acquire_on_behalf_of(token)
+    finally:
+        for item in watched:
+            scopes = _acquirers.get(item)
+            if scopes is not None:
+                scopes.remove(scope)
+                if not scopes:
+                    del _acquirers[item]
+    if scope.cancelled_caught:
+        if token in limiter.statistics().borrowers:
+            limiter.release_on_behalf_of(token)
+        return False
+    return True
+
+
+async def _wait_lending(event: BaseEvent[Any], held: frozenset[CapacityLimiter]) -> None:
+    """Wait for ``event``, processed in other tasks, while lending our slots to its handlers: they may need
+    to queue-jump onto a bus whose slot we hold, and we are blocked until they finish."""
+    previous = _lent.get(event)
+    if held:
+        _lent[event] = held if previous is None else previous | held
+        _wake_acquirers(event)
+    try:
+        await _wait_for_progress(event)
+    finally:
+        if held:
+            if previous is None:
+                _lent.pop(event, None)
+            else:
+                _lent[event] = previous
+
+
+async def process_now(event: BaseEvent[Any], frame: HandlerFrame) -> None:
+    """Queue-jump: process ``event`` in this task on every bus that still holds it queued, then wait for
+    the buses processing it elsewhere. Returns when no bus holds it any more (its own queued descendants
+    may still be pending)."""
+    while event.event_pending_bus_count > 0:
+        queued = [b for b in event._buses if b in event._queued_on]
+        held = _effective_held(frame)
+        if not queued:
+            _require_running(event)
+            await _wait_lending(event, held)
+            continue
+        bus = queued[0]
+        if not bus.is_running:
+            raise BusNotRunningError(f"{event.event_label} is queued on {bus.label}, which is not running")
+        limiter = _limiter_for(bus, event)
+        if limiter is None or limiter in held:
+            claim(bus, event)
+            await process(bus, event, held, frame)
+            continue
+        token = object()
+        if not await _acquire_or_progress(limiter, token, event, frame):
+            continue  # the event moved on (or a slot was lent to us): look again
+        try:
+            if bus in event._queued_on:
+                claim(bus, event)
+                await process(bus, event, held | {limiter}, frame)
+        finally:
+            limiter.release_on_behalf_of(token)
+
+
+def _check_not_waiting_on_self(event: BaseEvent[Any], frame: HandlerFrame, what: str) -> None:
+    ancestor: BaseEvent[Any] | None = frame.event
+    while ancestor is not None:
+        if ancestor is event:
+            raise DeadlockError(
+                f"{what} on {event.event_label} inside its own handler {frame.handler.label} (or a descendant's) "
+                "could never finish: an event completes only after its handlers return"
+            )
+        ancestor = ancestor._parent
+
+
+async def wait_now(event: BaseEvent[Any]) -> None:
+    """``await event``: inside a handler, process it now; outside, wait for completion."""
+    frame = current_frame.get()
+    if frame is None:
+        await wait_completed(event)
+        return
+    _check_not_waiting_on_self(event, frame, "await")
+    if event.event_pending_bus_count == 0:
+        if event.event_status == "pending":
+            _require_running(event)  # never emitted: raises
+        return
+    _require_running(event)
+    await process_now(event, frame)
+
+
+async def wait_for_results(event: BaseEvent[Any]) -> None:
+    """What ``event_result()`` and friends wait for: like ``await event``."""
+    await wait_now(event)
+
+
+async def wait_completed(event: BaseEvent[Any]) -> None:
+    """Wait for completion in queue order, never processing the event here."""
+    if event.event_status == "completed":
+        return
+    _require_running(event)
+    frame = current_frame.get()
+    if frame is not None:
+        _check_not_waiting_on_self(event, frame, "event_completed()")
+        held = live_held(frame)
+        for bus in event._buses:
+            if bus in event._queued_on and _limiter_for(bus, event) in held:
+                raise DeadlockError(
+                    f"event_completed() on {event.event_label} inside handler {frame.handler.label}: the event is "
+                    f"queued behind this handler on the serial bus {bus.label}, so it could never complete. "
+                    "Use `await event` to process it now."
+                )
+    done = event._done
+    if done is None:
+        done = event._done = anyio.Event()
+    await done.wait()
