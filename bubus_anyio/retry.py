@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import hashlib
 import inspect
 import logging
 import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Generic, Literal, ParamSpec, TypeAlias, TypeVar, cast, final, overload
 
 import anyio
@@ -49,6 +51,9 @@ logger = logging.getLogger("bubus_anyio.retry")
 #: Directory (created on first use) holding the ``multiprocess`` scope's lock files.
 SEMAPHORE_DIRECTORY = Path(tempfile.gettempdir()) / "bubus_anyio_semaphores"
 _FILE_POLL_INTERVAL = 0.02
+_FILE_PREFIX_LENGTH = 64
+#: Backoff growth stops here (seconds), unless ``retry_after`` itself is longer.
+_MAX_BACKOFF_DELAY = 3600.0
 _SCOPES: frozenset[str] = frozenset({"global", "class", "instance", "multiprocess"})
 
 # The test suite patches these two to record the backoff delays.
@@ -93,12 +98,77 @@ class SemaphoreTimeoutError(EventBusError, TimeoutError):
         self.timeout = timeout
 
 
-# Keys of the semaphores the current context holds a slot of: (scope, name). A nested or recursive call
-# needing one of them runs inside the parent's slot instead of waiting for (and deadlocking on) another.
 _SemaphoreKey: TypeAlias = tuple[str, str]
-_held: contextvars.ContextVar[frozenset[_SemaphoreKey]] = contextvars.ContextVar(
-    "bubus_anyio.retry.held_semaphores", default=frozenset()
+# Which primitive a slot belongs to: the async (anyio) ones, the thread ones of sync functions, or the lock
+# files of the multiprocess scope (shared by both paths). Only a slot of the same primitive is borrowed.
+_SlotKind: TypeAlias = Literal["async", "thread", "file"]
+_HeldKey: TypeAlias = tuple[_SlotKind, str, str]
+
+
+@final
+class _Slot:
+    """One semaphore slot taken by a call, lent to the calls made in its context.
+
+    The context variable :data:`_held` maps keys to the live :class:`_Slot` objects, so every context
+    started inside the call (nested calls, subtasks, an event bus's emit-time context) sees the *same*
+    object, not a copy of a "held" flag. A call finding a slot that is still held borrows it instead of
+    waiting for (and, with recursion, deadlocking on) another one. The slot goes back to the semaphore
+    when its owner *and* every borrower are done, so a borrower that outlives the owning call (a task
+    started into an outer task group, a child event's handler) still counts against the limit, and a call
+    arriving after that finds it released and waits for a real slot.
+    """
+
+    __slots__ = ("_lock", "_release", "_users")
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._lock = threading.Lock()
+        self._release = release
+        self._users = 1
+
+    @property
+    def released(self) -> bool:
+        return self._users == 0
+
+    def borrow(self) -> bool:
+        """Join the slot if it is still held; ``False`` when it was already given back."""
+        with self._lock:
+            if self._users == 0:
+                return False
+            self._users += 1
+            return True
+
+    def leave(self) -> None:
+        """Drop one user (owner or borrower); the last one gives the slot back."""
+        with self._lock:
+            self._users -= 1
+            last = self._users == 0
+        if last:
+            self._release()
+
+
+_held: contextvars.ContextVar[Mapping[_HeldKey, _Slot]] = contextvars.ContextVar(
+    "bubus_anyio.retry.held_semaphores", default=MappingProxyType({})
 )
+
+
+def _held_key(key: _SemaphoreKey, *, sync: bool) -> _HeldKey:
+    scope, name = key
+    kind: _SlotKind = "file" if scope == "multiprocess" else "thread" if sync else "async"
+    return (kind, scope, name)
+
+
+def _borrow(held_key: _HeldKey) -> _Slot | None:
+    """The live slot of ``held_key`` this context inherited, joined; ``None`` if there is none."""
+    slot = _held.get().get(held_key)
+    if slot is not None and slot.borrow():
+        return slot
+    return None
+
+
+def _enter(held_key: _HeldKey, release: Callable[[], None]) -> tuple[_Slot, contextvars.Token[Any]]:
+    slot = _Slot(release)
+    token = _held.set({**_held.get(), held_key: slot})
+    return slot, token
 
 
 class _Registry(Generic[T]):
@@ -134,9 +204,18 @@ def _current_run_registry() -> _Registry[anyio.Semaphore]:
         return registry
 
 
+def _file_stem(name: str) -> str:
+    """The lock-file stem of a semaphore name: a readable prefix plus a hash of the exact name.
+
+    The hash keeps names that sanitise alike (``"a/b c"``, ``"a_b_c"``) on separate files.
+    """
+    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:_FILE_PREFIX_LENGTH]
+    digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{readable}-{digest}"
+
+
 def _file_semaphore(name: str, limit: int) -> portalocker.BoundedSemaphore:
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-    return portalocker.BoundedSemaphore(limit, name=safe, directory=str(SEMAPHORE_DIRECTORY))
+    return portalocker.BoundedSemaphore(limit, name=_file_stem(name), directory=str(SEMAPHORE_DIRECTORY))
 
 
 def _try_file_slot(semaphore: portalocker.BoundedSemaphore) -> bool:
@@ -205,6 +284,40 @@ def _compile_matchers(
     return tuple(cast("Sequence[ErrorMatcher]", items))
 
 
+def _is_async_callable(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` produces a coroutine: a coroutine function, a ``functools.wraps`` wrapper or
+    a :func:`functools.partial` of one, or an object whose ``__call__`` is a coroutine function."""
+    target: object = fn
+    while isinstance(target, functools.partial):
+        target = cast("functools.partial[Any]", target).func
+    if inspect.iscoroutinefunction(target):
+        return True
+    if callable(target):
+        try:
+            unwrapped = inspect.unwrap(target)
+        except ValueError:  # a __wrapped__ cycle
+            unwrapped = target
+        if unwrapped is not target and _is_async_callable(unwrapped):
+            return True
+    if inspect.isroutine(target) or isinstance(target, type):
+        return False
+    return inspect.iscoroutinefunction(inspect.getattr_static(type(target), "__call__", None))
+
+
+def _reject_awaitable(fn: Callable[..., Any], result: object) -> None:
+    """A call taken for sync returned an awaitable: close it (no "never awaited" warning) and say why."""
+    close = getattr(result, "close", None)
+    if inspect.iscoroutine(result) and callable(close):
+        close()
+    name = getattr(fn, "__qualname__", repr(fn))
+    raise TypeError(
+        f"@retry treated {name} as a sync function, but calling it returned an awaitable "
+        f"({type(result).__name__}): it is async. Decorate the coroutine function itself (or a wrapper "
+        f"that is a coroutine function or sets __wrapped__), so that retries, timeouts and semaphores "
+        f"apply to the awaited call."
+    )
+
+
 def _matches(matcher: ErrorMatcher, error: Exception) -> bool:
     if isinstance(matcher, str):
         return any(cls.__name__ == matcher for cls in type(error).__mro__)
@@ -253,7 +366,7 @@ class _Retry:
     @overload
     def __call__(self, fn: Callable[P, R], /) -> Callable[P, R]: ...
     def __call__(self, fn: Callable[P, Any], /) -> Callable[P, Any]:
-        if inspect.iscoroutinefunction(fn):
+        if _is_async_callable(fn):
 
             @functools.wraps(fn)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
@@ -273,7 +386,16 @@ class _Retry:
         return not self.matchers or any(_matches(m, error) for m in self.matchers)
 
     def _delay_after(self, attempt: int) -> float:
-        return self.retry_after * self.retry_backoff_factor ** (attempt - 1)
+        """``retry_after * factor ** (attempt - 1)``, in float, growing to at most an hour (or
+        ``retry_after`` when that is longer)."""
+        if self.retry_after == 0:
+            return 0.0
+        cap = max(self.retry_after, _MAX_BACKOFF_DELAY)
+        try:
+            delay = self.retry_after * float(self.retry_backoff_factor) ** (attempt - 1)
+        except OverflowError:
+            return cap
+        return min(delay, cap)
 
     def _on_failure(self, fn: Callable[..., Any], error: Exception, attempt: int) -> float | None:
         """Decide after a failed attempt: the delay before the next one, or ``None`` to re-raise."""
@@ -341,18 +463,22 @@ class _Retry:
         if self.semaphore_limit is None:
             return await self._attempts_async(fn, args, kwargs)
         key = self._semaphore_key(fn, args, kwargs)
-        held = _held.get()
-        if key in held:
-            return await self._attempts_async(fn, args, kwargs)
+        held_key = _held_key(key, sync=False)
+        borrowed = _borrow(held_key)
+        if borrowed is not None:
+            try:
+                return await self._attempts_async(fn, args, kwargs)
+            finally:
+                borrowed.leave()
         release = await self._acquire_async(key)
         if release is None:
             return await self._attempts_async(fn, args, kwargs)
-        token = _held.set(held | {key})
+        slot, token = _enter(held_key, release)
         try:
             return await self._attempts_async(fn, args, kwargs)
         finally:
             _held.reset(token)
-            release()
+            slot.leave()
 
     async def _acquire_async(self, key: _SemaphoreKey) -> Callable[[], None] | None:
         """Take a slot; return the function that gives it back, or ``None`` (lax, timed out)."""
@@ -422,18 +548,22 @@ class _Retry:
         if self.semaphore_limit is None:
             return self._attempts_sync(fn, args, kwargs)
         key = self._semaphore_key(fn, args, kwargs)
-        held = _held.get()
-        if key in held:
-            return self._attempts_sync(fn, args, kwargs)
+        held_key = _held_key(key, sync=True)
+        borrowed = _borrow(held_key)
+        if borrowed is not None:
+            try:
+                return self._attempts_sync(fn, args, kwargs)
+            finally:
+                borrowed.leave()
         release = self._acquire_sync(key)
         if release is None:
             return self._attempts_sync(fn, args, kwargs)
-        token = _held.set(held | {key})
+        slot, token = _enter(held_key, release)
         try:
             return self._attempts_sync(fn, args, kwargs)
         finally:
             _held.reset(token)
-            release()
+            slot.leave()
 
     def _acquire_sync(self, key: _SemaphoreKey) -> Callable[[], None] | None:
         assert self.semaphore_limit is not None
@@ -463,11 +593,15 @@ class _Retry:
         attempt = 1
         while True:
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
             except Exception as error:
                 delay = self._on_failure(fn, error, attempt)
                 if delay is None:
                     raise
+            else:
+                if inspect.isawaitable(result):
+                    _reject_awaitable(fn, result)
+                return result
             if delay > 0:
                 _sleep_sync(delay)
             attempt += 1
@@ -495,7 +629,8 @@ def retry(
 
     * an attempt that raises an :class:`Exception` matching ``retry_on_errors`` is logged at WARNING on
       the ``bubus_anyio.retry`` logger and, unless it was the last attempt, followed by a delay of
-      ``retry_after * retry_backoff_factor ** (n - 1)`` seconds before attempt ``n + 1``;
+      ``retry_after * retry_backoff_factor ** (n - 1)`` seconds before attempt ``n + 1`` (growing to at
+      most an hour, or ``retry_after`` when that is longer);
     * an error that does not match is re-raised at once; after the last attempt the last error is
       re-raised unchanged;
     * cancellation is never retried, swallowed or converted (it is not an :class:`Exception`), whether it
@@ -504,7 +639,13 @@ def retry(
     Semaphores (``semaphore_limit > 0``): one slot is taken per *call*, before the first attempt, and held
     across every attempt and delay. A call nested in (or recursing from) a call that already holds the
     same semaphore runs inside the parent's slot instead of waiting for a new one, so recursion with
-    ``semaphore_limit=1`` cannot deadlock; tasks started inside the call inherit the slot the same way.
+    ``semaphore_limit=1`` cannot deadlock; tasks started inside the call (and handlers of events it
+    emits) share the slot the same way while it is held, and keep it taken until they finish even if the
+    owning call returns first. A context copied from the call gives no slot once the slot is released.
+
+    "Async" means calling the function produces a coroutine: coroutine functions, ``functools.wraps``
+    wrappers and :func:`functools.partial` objects of them, and objects with an ``async def __call__``.
+    If a function taken for sync returns an awaitable, it is closed and :class:`TypeError` is raised.
 
     :param max_attempts: total attempts per call, clamped to at least 1
     :param retry_after: seconds to wait after the first failed attempt

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import importlib
 import inspect
 import logging
@@ -17,6 +19,7 @@ from typing import Any
 import anyio
 import pytest
 
+from bubus_anyio import BaseEvent, EventBus
 from bubus_anyio._errors import EventBusError
 from bubus_anyio.retry import RetryTimeoutError, SemaphoreTimeoutError, retry
 
@@ -181,6 +184,38 @@ class TestAttempts:
         assert add.__doc__ == "Adds."
         assert inspect.iscoroutinefunction(add)
         assert await add(1, b=2) == 3
+
+    @pytest.mark.anyio
+    async def test_huge_attempt_count_does_not_overflow_the_delay(self, delays: list[float]) -> None:
+        flaky = Flaky(failures=10_000)
+
+        @retry(max_attempts=1200, retry_after=0.0, retry_backoff_factor=2)
+        async def zero_delay() -> str:
+            return flaky.step()
+
+        @retry(max_attempts=1200, retry_after=1.0, retry_backoff_factor=2)
+        def growing() -> str:
+            return flaky.step()
+
+        with pytest.raises(FlakyError, match=r"fail 1200$"):
+            await zero_delay()
+        assert set(delays) == {0.0}
+        delays.clear()
+        with pytest.raises(FlakyError, match=r"fail 2400$"):
+            growing()
+        assert delays[:4] == [1.0, 2.0, 4.0, 8.0]
+        assert max(delays) == delays[-1] == 3600.0  # capped at an hour
+
+    def test_backoff_cap_never_shortens_retry_after(self, delays: list[float]) -> None:
+        flaky = Flaky(failures=10)
+
+        @retry(max_attempts=3, retry_after=7200.0, retry_backoff_factor=2)
+        def call() -> str:
+            return flaky.step()
+
+        with pytest.raises(FlakyError):
+            call()
+        assert delays == [7200.0, 7200.0]
 
     def test_rejects_invalid_options(self) -> None:
         with pytest.raises(ValueError, match="semaphore_scope"):
@@ -545,6 +580,99 @@ class TestReentrancy:
         calls = [lambda: work(2), lambda: work(2)]
         assert await run_blocked(gauge, calls) == {"": 1}
 
+    @pytest.mark.anyio
+    async def test_task_outliving_the_call_keeps_the_slot(self) -> None:
+        """A task started (into an outer task group) inside the call runs in the call's slot; when the call
+        returns first, the slot stays taken until the task ends, so an unrelated call still waits."""
+        gauge = Gauge()
+        name = f"outlive-{uuid.uuid4().hex}"
+
+        @retry(semaphore_limit=1, semaphore_name=name)
+        async def work(key: str) -> None:
+            await gauge.hold(key)
+
+        @retry(semaphore_limit=1, semaphore_name=name)
+        async def parent(tg: anyio.abc.TaskGroup) -> None:
+            tg.start_soon(work, "detached")
+            await gauge.entered.wait()  # the detached task runs (in this call's slot); now return
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                await parent(tg)
+                tg.start_soon(work, "independent")
+                await anyio.wait_all_tasks_blocked()
+                assert gauge.current == {"detached": 1}
+                gauge.gate.set()
+        assert gauge.peak == {"detached": 1, "independent": 1}
+
+    def test_context_copied_during_the_call_does_not_claim_the_slot_later(self) -> None:
+        """A context copied inside the call (as an event bus does at emit time) inherits the slot only while
+        the slot is held: run after the call, it must wait for a slot like any other caller."""
+        name = f"stale-{uuid.uuid4().hex}"
+        holding, release = threading.Event(), threading.Event()
+
+        @retry(semaphore_limit=1, semaphore_name=name)
+        def capture() -> contextvars.Context:
+            return contextvars.copy_context()
+
+        @retry(semaphore_limit=1, semaphore_name=name)
+        def occupy() -> None:
+            holding.set()
+            release.wait(5)
+
+        @retry(semaphore_limit=1, semaphore_name=name, semaphore_timeout=0.01, semaphore_lax=False)
+        def strict() -> None: ...
+
+        captured = capture()
+        thread = threading.Thread(target=occupy)
+        thread.start()
+        try:
+            assert holding.wait(5)
+            with pytest.raises(SemaphoreTimeoutError):
+                captured.run(strict)
+        finally:
+            release.set()
+            thread.join(5)
+
+    @pytest.mark.anyio
+    async def test_child_event_handler_does_not_exceed_the_limit(self) -> None:
+        """A handler emits a child event and returns; the child's handler (same semaphore) and the next
+        parent's handler must not hold the semaphore at the same time."""
+
+        class Parent(BaseEvent[None]):
+            index: int
+
+        class Child(BaseEvent[None]):
+            pass
+
+        gauge = Gauge()
+        name = f"bus-{uuid.uuid4().hex}"
+
+        async with EventBus("RetryChildSlot", event_concurrency="parallel") as bus:
+
+            @retry(semaphore_limit=1, semaphore_name=name)
+            async def on_parent(event: Parent) -> None:
+                if event.index == 0:
+                    bus.emit(Child())  # fire and forget, then give the slot back
+                else:
+                    await gauge.hold("parent")
+
+            @retry(semaphore_limit=1, semaphore_name=name)
+            async def on_child(_event: Child) -> None:
+                await gauge.hold("child")
+
+            bus.on(Parent, on_parent)
+            bus.on(Child, on_child)
+            with anyio.fail_after(5):
+                bus.emit(Parent(index=0))
+                await gauge.entered.wait()
+                await anyio.wait_all_tasks_blocked()
+                bus.emit(Parent(index=1))
+                await anyio.wait_all_tasks_blocked()
+                assert gauge.current == {"child": 1}
+                gauge.gate.set()
+        assert gauge.peak == {"child": 1, "parent": 1}
+
 
 class TestSemaphoreTimeout:
     @staticmethod
@@ -675,7 +803,7 @@ def mp_name() -> Iterator[str]:
     """A fresh ``multiprocess`` semaphore name; its lock files are removed after the test."""
     name = f"test-retry-{uuid.uuid4().hex}"
     yield name
-    for path in retry_module.SEMAPHORE_DIRECTORY.glob(f"{name}.*.lock"):
+    for path in retry_module.SEMAPHORE_DIRECTORY.glob(f"{name}*.lock"):
         path.unlink(missing_ok=True)
 
 
@@ -755,6 +883,37 @@ class TestMultiprocess:
                     await strict()
                 assert info.value.semaphore_name == name
                 gauge.gate.set()
+
+    @pytest.mark.anyio
+    async def test_names_that_sanitise_alike_do_not_share_lock_files(self, mp_name: str) -> None:
+        gauge = Gauge()
+
+        @retry(semaphore_limit=1, semaphore_name=f"{mp_name}/a b", semaphore_scope="multiprocess")
+        async def holder() -> None:
+            await gauge.hold()
+
+        @retry(
+            semaphore_limit=1,
+            semaphore_name=f"{mp_name}_a_b",
+            semaphore_scope="multiprocess",
+            semaphore_timeout=0.05,
+            semaphore_lax=False,
+        )
+        async def other() -> str:
+            return "free"
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(holder)
+                await gauge.entered.wait()
+                assert await other() == "free"
+                gauge.gate.set()
+
+    def test_lock_file_stem_is_readable_hashed_and_bounded(self) -> None:
+        stem = retry_module._file_stem  # pyright: ignore[reportPrivateUsage]
+        assert re.fullmatch(r"a_b_c-[0-9a-f]{12}", stem("a/b c"))
+        assert stem("a/b c") != stem("a_b_c")
+        assert len(stem("x" * 1000)) <= 80
 
 
 # -- sync functions and methods --------------------------------------------------------------------------
@@ -836,6 +995,79 @@ class TestSync:
         finally:
             release.set()
             thread.join(5)
+
+
+class TestAsyncCallables:
+    """Async callables that are not coroutine functions get the async path (retries, timeout, semaphore)."""
+
+    @staticmethod
+    def _wrapped(flaky: Flaky) -> Callable[[], Any]:
+        async def fetch() -> str:
+            await anyio.lowlevel.checkpoint()
+            return flaky.step()
+
+        @functools.wraps(fetch)
+        def passthrough() -> Any:  # a typical sync decorator around an async def
+            return fetch()
+
+        return passthrough
+
+    @staticmethod
+    def _partial(flaky: Flaky) -> Callable[[], Any]:
+        async def fetch(suffix: str) -> str:
+            await anyio.lowlevel.checkpoint()
+            return flaky.step() + suffix
+
+        return functools.partial(fetch, "")
+
+    @staticmethod
+    def _callable_object(flaky: Flaky) -> Callable[[], Any]:
+        class Fetch:
+            async def __call__(self) -> str:
+                await anyio.lowlevel.checkpoint()
+                return flaky.step()
+
+        return Fetch()
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize("build", ["_wrapped", "_partial", "_callable_object"])
+    async def test_async_callables_are_retried(self, build: str, delays: list[float]) -> None:
+        flaky = Flaky(failures=2)
+        decorated = retry(max_attempts=3)(getattr(self, build)(flaky))
+        assert inspect.iscoroutinefunction(decorated)
+        assert await decorated() == "ok"
+        assert flaky.calls == 3
+
+    @pytest.mark.anyio
+    async def test_timeout_applies_through_a_sync_wrapper(self) -> None:
+        async def slow() -> None:
+            await anyio.sleep_forever()
+
+        @functools.wraps(slow)
+        def passthrough() -> Any:
+            return slow()
+
+        decorated = retry(timeout=0.01)(passthrough)
+        with anyio.fail_after(5), pytest.raises(RetryTimeoutError):
+            await decorated()
+
+    def test_sync_call_returning_an_awaitable_is_an_error(self) -> None:
+        async def fetch() -> str:
+            return "never"
+
+        made: list[Coroutine[Any, Any, str]] = []
+
+        def hidden_async() -> Coroutine[Any, Any, str]:  # nothing marks it as async
+            coroutine = fetch()
+            made.append(coroutine)
+            return coroutine
+
+        decorated = retry(max_attempts=3)(hidden_async)
+        with pytest.raises(TypeError, match="it is async"):
+            _ = decorated()  # typed as returning a coroutine, but the call itself raises
+        assert len(made) == 1  # not retried
+        # closed, so no "coroutine was never awaited" warning
+        assert inspect.getcoroutinestate(made[0]) == inspect.CORO_CLOSED
 
 
 class TestTyping:
