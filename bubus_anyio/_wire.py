@@ -8,15 +8,18 @@ Writing (what a caller may rely on):
 - ``event_result_type`` is a JSON Schema (a schema read from the wire is written back unchanged);
 - timestamps are canonical (30 characters, UTC, 9 fractional digits), ids are lowercase uuids;
 - values become JSON types: attrs/dataclass instances become objects, tuples and sets arrays, enums their
-  value, an event its ``event_id`` (never recursively), anything else its ``repr``;
+  value, an event its ``event_id`` (at any depth, never recursively), anything else its ``repr``;
+- values JSON cannot carry (NaN/infinite floats, integers beyond 64 bits, bytes, a value containing
+  itself) raise :class:`EventValidationError` naming the field's path, in the payload or a row's result;
 - errors are ``{"type": <class name>, "message": str(error)}``;
 - ``include_results=True`` adds the TypeScript-style ``event_results`` list of flat rows (every key of
   the reference's row table, ``null`` when unset).
 
 Reading accepts what Python 2.x and TypeScript 2.x write: missing keys mean unset, ``event_results`` as a
 list or a map, errors as ``{}``, strings or ``{type, message}``, timestamps with 0-9 fractional digits or
-an offset, integers where floats are expected. Anything else raises :class:`EventValidationError` naming
-the field and the value, before any event is built.
+an offset, integers where floats are expected, integers beyond 64 bits (kept exact). Anything else
+raises :class:`EventValidationError` naming the field and the value, before any event is built: non-string
+keys, on a subclass an ``event_type`` other than its own, two rows for one handler...
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import builtins
 import dataclasses
 import datetime as dt
 import enum
+import json
 import re
 import typing
 import uuid
@@ -71,7 +75,6 @@ __all__ = [
 
 JSON = dict[str, Any]
 _NoneType: Final = type(None)
-_SCALARS: Final = frozenset({str, int, float, bool, _NoneType})
 _DEFAULT: Final = object()  # a meta decoder's "leave the class default" answer
 _CANONICAL_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -148,6 +151,39 @@ converter: Final = _make_converter()
 
 
 # ---------------------------------------------------------------------------------------- values
+#: What orjson can write: integers in [-2**63, 2**64 - 1]; beyond that it raises a bare TypeError.
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**64 - 1
+_BIG_INT: Final = "integers beyond 64 bits cannot be written (orjson's limit)"
+#: Written as they are, no check needed.
+_PLAIN: Final = frozenset({str, bool, _NoneType})
+#: ``event_to_json``'s fast path: ints too, checked only when orjson refuses one.
+_FAST: Final = frozenset({str, int, bool, _NoneType})
+
+
+class _Unwritable(Exception):
+    """A value with no JSON form, found while walking a value; ``keys`` is the path to it, innermost first
+    (each container level appends its key on the way out)."""
+
+    def __init__(self, value: object, reason: str) -> None:
+        super().__init__(reason)
+        self.value = value
+        self.reason = reason
+        self.keys: list[str | int] = []
+
+    def path(self, field: str) -> str:
+        """The dotted path from ``field`` (``box.items[2].x``)."""
+        for key in reversed(self.keys):
+            field = f"{field}[{key}]" if type(key) is int else f"{field}.{key}" if field else str(key)
+        return field
+
+    def error(self, where: str, field: str) -> EventValidationError:
+        path = self.path(field)
+        return EventValidationError(
+            f"{where}.{path}: {self.reason}, got {self.value!r:.200}", field=path, value=self.value
+        )
+
+
 def _json_key(key: object) -> str:
     if isinstance(key, str):
         return key
@@ -157,34 +193,99 @@ def _json_key(key: object) -> str:
 
 
 def json_value(value: object) -> Any:
-    """``value`` as JSON types: attrs/dataclass instances -> objects, tuples/sets -> arrays, enums -> their
-    value, events -> their ``event_id``, datetimes -> ISO strings, anything unknown -> its ``repr``."""
+    """``value`` as JSON types: attrs/dataclass instances -> objects (their ``init`` fields), tuples/sets
+    -> arrays, enums -> their value, events -> their ``event_id`` (never written recursively), datetimes
+    -> ISO strings, anything unknown -> its ``repr``.
+
+    :raises EventValidationError: a value JSON cannot carry: NaN or infinite floats, integers beyond 64
+        bits, bytes, or a value that contains itself; ``.field`` is its path inside ``value``
+    """
+    return _field_json("value", "", value)
+
+
+def _field_json(where: str, field: str, value: object) -> Any:
+    """:func:`_to_json` with its failures as an :class:`EventValidationError` naming ``where.field...``."""
+    try:
+        return _to_json(value)
+    except _Unwritable as exc:
+        raise exc.error(where, field) from None
+    except RecursionError:
+        raise EventValidationError(
+            f"{where}.{field}: the value contains itself (or is nested too deeply) and cannot be written",
+            field=field or None,
+            value=value,
+        ) from None
+
+
+def _to_json(value: object) -> Any:
     t = type(value)
-    if t in _SCALARS:
+    if t in _PLAIN:
         return value
+    if t is int:
+        if _INT_MIN <= cast(int, value) <= _INT_MAX:
+            return value
+        raise _Unwritable(value, _BIG_INT)
+    if t is float:
+        if cast(float, value) - cast(float, value) == 0.0:  # false for NaN and +-inf
+            return value
+        raise _Unwritable(value, "NaN and infinite floats have no JSON form")
     if t is list or t is tuple:
-        return [json_value(item) for item in cast(list[object], value)]
+        return _array(cast(list[object], value))
     if t is dict:
-        return {_json_key(k): json_value(v) for k, v in cast(dict[object, object], value).items()}
+        return _object(cast(dict[object, object], value))
     if isinstance(value, BaseEvent):
         return value.event_id
     if isinstance(value, enum.Enum):
-        return json_value(value.value)
-    if isinstance(value, (str, int, float)):  # subclasses of the scalars
+        return _to_json(value.value)
+    if isinstance(value, (str, bool)):  # subclasses of the scalars
         return value
+    if isinstance(value, (int, float)):
+        return _to_json(int(value) if isinstance(value, int) else float(value))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise _Unwritable(
+            cast(object, value), "bytes have no JSON form (encode them as text first, e.g. base64)"
+        )
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, BaseException):
         return error_to_dict(value)
-    if attrs.has(t) or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
-        return json_value(converter.unstructure(value))
+    if attrs.has(t):
+        return _object({f.name: getattr(value, f.name) for f in attrs.fields(t) if f.init})
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _object({f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.init})
     if isinstance(value, Mapping):
-        return {_json_key(k): json_value(v) for k, v in cast(Mapping[object, object], value).items()}
+        return _object(cast(Mapping[object, object], value))
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [json_value(item) for item in cast(list[object], value)]
+        return _array(cast(list[object], value))
     return repr(value)
+
+
+def _array(items: list[object]) -> list[Any]:
+    try:
+        return [_to_json(item) for item in items]
+    except _Unwritable as exc:  # find the failing index (the fast path above does not track it)
+        for index, item in enumerate(items):
+            try:
+                _to_json(item)
+            except _Unwritable:
+                exc.keys.append(index)
+                break
+        raise
+
+
+def _object(mapping: Mapping[object, object]) -> dict[str, Any]:
+    try:
+        return {_json_key(k): _to_json(v) for k, v in mapping.items()}
+    except _Unwritable as exc:
+        for key, item in mapping.items():
+            try:
+                _to_json(item)
+            except _Unwritable:
+                exc.keys.append(_json_key(key))
+                break
+        raise
 
 
 def error_to_dict(error: BaseException) -> JSON:
@@ -353,7 +454,7 @@ def result_to_dict(row: EventResult[Any]) -> JSON:
         "eventbus_name": handler.eventbus_name,
         "started_at": row.started_at,
         "completed_at": row.completed_at,
-        "result": json_value(row.result),
+        "result": _field_json(f"event_results[{handler.label}]", "result", row.result),
         "error": None if error is None else error_to_dict(error),
         "event_children": _child_ids(row),
     }
@@ -374,7 +475,9 @@ def handler_to_dict(entry: EventHandler) -> JSON:
     }
 
 
-def _encode_event(event: BaseEvent[Any], include_results: bool) -> JSON:
+def _encode_event(event: BaseEvent[Any], include_results: bool, fast: frozenset[type]) -> JSON:
+    """The event as a wire dict; payload values whose type is in ``fast`` are taken as they are (with
+    ``_FAST``, ints too: orjson refuses those beyond 64 bits itself)."""
     cls = type(event)
     plan = _PLANS.get(cls) or _plan(cls)
     result_type = event.event_result_type
@@ -405,22 +508,28 @@ def _encode_event(event: BaseEvent[Any], include_results: bool) -> JSON:
         "event_started_at": event.event_started_at,
         "event_completed_at": event.event_completed_at,
     }
-    if plan.generic:
-        payload: dict[str, Any] = vars(event)
-        for name, value in payload.items():
-            out[name] = value if type(value) in _SCALARS else json_value(value)
-    else:
-        for name in plan.payload:
-            value = getattr(event, name)
-            out[name] = value if type(value) in _SCALARS else json_value(value)
+    for name in vars(event) if plan.generic else plan.payload:
+        value: Any = getattr(event, name)
+        t = type(value)  # pyright: ignore[reportUnknownVariableType]
+        if (
+            t in fast
+            or (t is float and value - value == 0.0)  # finite
+            or (t is int and _INT_MIN <= value <= _INT_MAX)
+        ):
+            out[name] = value
+        else:
+            out[name] = _field_json(event.event_type, name, value)
     if include_results:
         out["event_results"] = [result_to_dict(row) for row in event.event_results.values()]
     return out
 
 
 def event_to_dict(event: BaseEvent[Any], *, include_results: bool = False) -> JSON:
-    """The event as a JSON-ready dict in the wire shape (a fresh dict; nested schemas are copies)."""
-    out = _encode_event(event, include_results)
+    """The event as a JSON-ready dict in the wire shape (a fresh dict; nested schemas are copies).
+
+    :raises EventValidationError: a value JSON cannot carry (see :func:`json_value`), naming its field
+    """
+    out = _encode_event(event, include_results, _PLAIN)
     schema = out["event_result_type"]
     if schema is not None:
         out["event_result_type"] = orjson.loads(orjson.dumps(schema))
@@ -428,8 +537,16 @@ def event_to_dict(event: BaseEvent[Any], *, include_results: bool = False) -> JS
 
 
 def event_to_json(event: BaseEvent[Any], *, include_results: bool = False) -> str:
-    """The event as compact JSON text in the wire shape."""
-    return orjson.dumps(_encode_event(event, include_results)).decode()
+    """The event as compact JSON text in the wire shape.
+
+    :raises EventValidationError: a value JSON cannot carry (see :func:`json_value`), naming its field
+    """
+    out = _encode_event(event, include_results, _FAST)
+    try:
+        return orjson.dumps(out).decode()
+    except TypeError:  # an int beyond 64 bits: encode again checking ints, to name the field
+        _encode_event(event, include_results, _PLAIN)
+        raise
 
 
 # ---------------------------------------------------------------------------------------- decoding helpers
@@ -455,6 +572,9 @@ def load_object(data: str | bytes | bytearray | Mapping[str, Any], what: str) ->
                 f"{what}: malformed JSON ({exc})",
                 value=bytes(data[:200]) if not isinstance(data, str) else data[:200],
             ) from None
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        if _LONG_DIGIT_RUN in raw.translate(_DIGITS):
+            obj = _exact_loads(raw, obj)
     else:
         obj = data
     if not isinstance(obj, Mapping):
@@ -464,6 +584,20 @@ def load_object(data: str | bytes | bytearray | Mapping[str, Any], what: str) ->
             expected="object",
         )
     return cast(Mapping[str, Any], obj)
+
+
+#: Every byte but the ASCII digits becomes a space: a run of 19 digits then shows as 19 zeros.
+_DIGITS: Final = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_LONG_DIGIT_RUN: Final = b"0" * 19
+
+
+def _exact_loads(raw: bytes, parsed: object) -> object:
+    """orjson reads an integer literal beyond 64 bits as a float: the text has a 19+ digit run (maybe such
+    a literal, maybe a long string of digits), so read it again with the stdlib, which keeps it an int."""
+    try:
+        return json.loads(raw)
+    except ValueError:  # pragma: no cover - orjson accepted the text; keep its reading
+        return parsed
 
 
 def _str(where: str, field: str, value: object) -> Any:
@@ -586,7 +720,7 @@ def event_from_json(cls: type[BaseEvent[Any]], data: str | bytes | Mapping[str, 
     """Read one event (JSON text or a decoded object) written by any bubus 2.x runtime.
 
     On :class:`BaseEvent` the class is looked up by ``event_type`` (unknown types give a generic event that
-    keeps every payload field); on a subclass, that subclass is built and its payload checked strictly.
+    keeps every payload field); a subclass reads only its own ``event_type``, and checks its payload strictly.
     ``event_results`` (list or map) become :class:`EventResult` rows with stub handler entries.
 
     :raises EventValidationError: naming the field and the value; no event is built
@@ -615,6 +749,13 @@ def decode_event(
     klass = cls
     if cls is BaseEvent:
         klass = EVENT_TYPES.get(event_type, _GenericEvent)
+    elif event_type != cls._bubus_event_type and cls is not _GenericEvent:  # pyright: ignore[reportPrivateUsage]
+        raise _invalid(
+            cls.__name__,
+            "event_type",
+            event_type,
+            f"{cls._bubus_event_type!r} (read other types with BaseEvent.from_json)",  # pyright: ignore[reportPrivateUsage]
+        )
     plan = _PLANS.get(klass) or _plan(klass)
     kwargs: dict[str, Any] = {}
     payload: dict[str, Any] = {}
@@ -632,13 +773,17 @@ def decode_event(
                 kwargs[key] = decoded
         elif key == "event_results":
             rows = value
-        elif key.startswith("event_"):
-            raise EventValidationError(
-                f"{event_type}.{key}: unknown event metadata field (known: {', '.join(META_FIELDS)})",
-                field=key,
-                value=value,
-            )
         else:
+            try:
+                meta = key.startswith("event_")
+            except (AttributeError, TypeError):  # not a string (a mapping handed to from_json)
+                raise _bad_key(event_type, key, value) from None
+            if meta:
+                raise EventValidationError(
+                    f"{event_type}.{key}: unknown event metadata field (known: {', '.join(META_FIELDS)})",
+                    field=key,
+                    value=value,
+                )
             payload[key] = value
     if plan.result_type is not None:
         kwargs.pop("event_result_type", None)  # the class's own result type wins
@@ -652,6 +797,14 @@ def decode_event(
     if rows is not None:
         _attach_rows(event, plan, rows, handlers)
     return event
+
+
+def _bad_key(event_type: str, key: object, value: object) -> EventValidationError:
+    return EventValidationError(
+        f"{event_type}: keys must be strings, got {key!r:.200} ({type(key).__name__})",
+        field=repr(key),
+        value=value,
+    )
 
 
 def _check_generic_payload(event_type: str, payload: Mapping[str, Any]) -> None:
@@ -766,7 +919,14 @@ def _attach_rows(
                 value=raw,
             )
         row = _decode_row(event, plan, row_where, cast(dict[str, Any], raw), handlers)
-        event.event_results[row.handler.id] = row
+        handler_id = row.handler.id
+        if handler_id in event.event_results:
+            raise EventValidationError(
+                f"{row_where}.handler_id: a second result row for handler {handler_id} (one row per handler)",
+                field="event_results",
+                value=handler_id,
+            )
+        event.event_results[handler_id] = row
 
 
 def _decode_row(
@@ -778,7 +938,7 @@ def _decode_row(
 ) -> EventResult[Any]:
     unknown = raw.keys() - _ROW_KEYS
     if unknown:
-        key = min(unknown)
+        key = min(unknown, key=str)
         raise EventValidationError(
             f"{where}.{key}: unknown result row field (known: {', '.join(sorted(_ROW_KEYS))})",
             field=key,
@@ -801,7 +961,7 @@ def _decode_row(
         status=status,
         started_at=_opt_timestamp(where, "started_at", raw.get("started_at")),
         completed_at=_opt_timestamp(where, "completed_at", raw.get("completed_at")),
-        result=_decode_result(event, plan, raw.get("result")),
+        result=_decode_result(event, plan, raw.get("result"), entry.handler_name),
     )
     error = raw.get("error")
     if error is not None:
@@ -843,12 +1003,12 @@ def _handler_from_row(
     )
 
 
-def _decode_result(event: BaseEvent[Any], plan: _Plan, value: object) -> Any:
+def _decode_result(event: BaseEvent[Any], plan: _Plan, value: object, handler_name: str) -> Any:
     """A row's value: the event itself when the row is a forwarder's (its value was the event, written as
     its id or, by Python 2.x, inline); a structured instance when the class's result type needs one."""
     if value is None:
         return None
-    if _is_self_reference(event, value):
+    if _is_self_reference(event, value, handler_name):
         return event
     hook = plan.result_hook
     if hook is not None:
@@ -859,13 +1019,23 @@ def _decode_result(event: BaseEvent[Any], plan: _Plan, value: object) -> Any:
     return value
 
 
-def _is_self_reference(event: BaseEvent[Any], value: object) -> bool:
+_FORWARDER_NAMES: Final = (".emit", ".dispatch")
+
+
+def _is_self_reference(event: BaseEvent[Any], value: object, handler_name: str) -> bool:
+    """The event's id is the event only in a forwarder's row (a bus's ``emit``/``dispatch`` as handler);
+    any other handler may well return the id string itself. Python's inlined event is unambiguous."""
     if isinstance(value, str):
-        return value == event.event_id
+        return value == event.event_id and handler_name.endswith(_FORWARDER_NAMES)
     if isinstance(value, dict):
         inline = cast(dict[str, object], value)
         return inline.get("event_id") == event.event_id and "event_type" in inline
     return False
+
+
+#: Built-in exceptions never rebuilt from the wire: raised from a coroutine, ``StopIteration`` and
+#: ``StopAsyncIteration`` turn into a misleading RuntimeError; groups need their sub-exceptions.
+_NOT_REBUILT: Final = (StopIteration, StopAsyncIteration, BaseExceptionGroup)
 
 
 def _decode_error(event: BaseEvent[Any], row: EventResult[Any], where: str, value: object) -> BaseException:
@@ -884,11 +1054,7 @@ def _decode_error(event: BaseEvent[Any], row: EventResult[Any], where: str, valu
     if known is not None:
         return known(message, event=event, handler=row.handler, event_result=row)
     builtin = getattr(builtins, type_name, None)
-    if (
-        isinstance(builtin, type)
-        and issubclass(builtin, Exception)
-        and not issubclass(builtin, BaseExceptionGroup)
-    ):
+    if isinstance(builtin, type) and issubclass(builtin, Exception) and not issubclass(builtin, _NOT_REBUILT):
         try:
             error = builtin(message)
         except Exception:
@@ -925,7 +1091,7 @@ def handler_from_dict(raw: object, where: str) -> EventHandler:
     obj = cast(dict[str, Any], raw)
     unknown = obj.keys() - _HANDLER_KEYS
     if unknown:
-        key = min(unknown)
+        key = min(unknown, key=str)
         raise EventValidationError(f"{where}.{key}: unknown handler field", field=key, value=obj[key])
     timeout = _number(where, "handler_timeout", obj.get("handler_timeout"))
     slow = _number(where, "handler_slow_timeout", obj.get("handler_slow_timeout"))

@@ -25,7 +25,7 @@ from bubus_anyio import (
 )
 from bubus_anyio._events import META_FIELDS
 from bubus_anyio._time import normalize_timestamp
-from bubus_anyio._wire import RemoteHandlerError, converter, event_from_json, event_to_json
+from bubus_anyio._wire import RemoteHandlerError, converter, event_from_json, event_to_json, json_value
 
 ROW_KEYS = [
     "id",
@@ -574,3 +574,229 @@ def test_canonical_timestamps_sort_like_instants(a: int, b: int) -> None:
         return normalize_timestamp(f"{datetime.fromtimestamp(s, UTC):%Y-%m-%dT%H:%M:%S}.{f:09d}Z")
 
     assert (fmt(a) < fmt(b)) == (a < b)
+
+
+# ---------------------------------------------------------------------------------------- review fixes
+class WireEchoId(BaseEvent[str]):
+    n: int = 0
+
+
+class WireOtherEchoId(BaseEvent[None]):
+    pass
+
+
+@dataclasses.dataclass
+class WireEnvelope:
+    ev: Any
+    note: str = ""
+
+
+@attrs.define
+class WireAttrsEnvelope:
+    ev: Any
+    items: list[Any] = attrs.field(factory=list)
+
+
+_ROW: dict[str, Any] = {
+    "id": "01a21abe-9ab2-765a-87a1-7a0998332b98",
+    "status": "completed",
+    "handler_id": "d2e5fbbc-5304-5940-84b7-5b71c730dd43",
+    "handler_name": "h",
+    "eventbus_name": "B",
+    "eventbus_id": "01a21abe-9ab1-7649-8839-119150cfff05",
+}
+
+
+class TestHandlerResultsThatLookLikeTheEvent:
+    @pytest.mark.anyio
+    async def test_a_handler_returning_the_event_id_keeps_the_string(self) -> None:
+        async with EventBus("WireEchoBus") as bus:
+            bus.on(WireEchoId, lambda e: e.event_id)
+            event = await bus.emit(WireEchoId(n=1))
+        back = BaseEvent.from_json(event.to_json(include_results=True))
+        (row,) = back.event_results.values()
+        assert row.result == event.event_id and type(row.result) is str
+        assert await back.event_result() == event.event_id
+
+    @pytest.mark.parametrize("name", ["EventBus.emit", "EventBus.dispatch", "app.MyBus.emit"])
+    def test_only_a_forwarders_row_reads_the_id_as_the_event(self, name: str) -> None:
+        event = WireOtherEchoId()
+        data = event.to_dict() | {"event_results": [_ROW | {"handler_name": name, "result": event.event_id}]}
+        (row,) = BaseEvent.from_json(data).event_results.values()
+        assert isinstance(row.result, WireOtherEchoId) and row.result.event_id == event.event_id
+        data["event_results"][0]["handler_name"] = "app.emit_audit"
+        (row,) = BaseEvent.from_json(data).event_results.values()
+        assert row.result == event.event_id
+
+
+class TestValuesJsonCannotCarry:
+    def test_an_event_inside_a_dataclass_or_attrs_value_is_its_id(self) -> None:
+        inner = WireNote(text="inner")
+        event = WireAnything(value=[WireEnvelope(ev=inner), WireAttrsEnvelope(ev=inner, items=[inner])])
+        assert _dict(event)["value"] == [
+            {"ev": inner.event_id, "note": ""},
+            {"ev": inner.event_id, "items": [inner.event_id]},
+        ]
+
+    def test_a_value_holding_its_own_event_is_written(self) -> None:
+        holder = WireAnything()
+        holder.value = WireEnvelope(ev=holder)
+        assert _dict(holder)["value"] == {"ev": holder.event_id, "note": ""}
+
+    @pytest.mark.anyio
+    async def test_a_result_holding_the_event_is_written_with_its_id(self) -> None:
+        async with EventBus("WireEnvelopeBus") as bus:
+            bus.on(WireNote, lambda e: WireAttrsEnvelope(ev=e))
+            event = await bus.emit(WireNote(text="x"))
+            assert json.loads(bus.to_json())  # the snapshot is writable too
+        (row,) = _dict(event, include_results=True)["event_results"]
+        assert row["result"] == {"ev": event.event_id, "items": []}
+
+    def test_a_value_that_contains_itself_is_refused(self) -> None:
+        loop: list[Any] = []
+        loop.append(loop)
+        with pytest.raises(EventValidationError) as info:
+            WireAnything(value=loop).to_json()
+        assert info.value.field == "value" and "contains itself" in str(info.value)
+
+    @pytest.mark.parametrize(
+        ("value", "field", "fragment"),
+        [
+            (float("nan"), "value", "nan"),
+            (float("inf"), "value", "inf"),
+            (float("-inf"), "value", "-inf"),
+            ({"items": [1.0, float("nan")]}, "value.items[1]", "nan"),
+            (WireEnvelope(ev=[float("inf")]), "value.ev[0]", "inf"),
+            (2**64, "value", str(2**64)),
+            ([-(2**63) - 1], "value[0]", str(-(2**63) - 1)),
+            (b"raw", "value", "b'raw'"),
+            ({"blob": bytearray(b"x")}, "value.blob", "bytearray"),
+        ],
+    )
+    def test_unwritable_values_are_refused_naming_the_field(
+        self, value: object, field: str, fragment: str
+    ) -> None:
+        event = WireAnything(value=value)
+        for write in (event.to_json, event.to_dict):
+            with pytest.raises(EventValidationError) as info:
+                write()
+            assert info.value.field == field
+            assert field in str(info.value) and fragment in str(info.value)
+
+    @pytest.mark.parametrize(("field", "value"), [("value", float("nan")), ("value", -float("inf"))])
+    def test_non_finite_declared_floats_are_refused(self, field: str, value: float) -> None:
+        with pytest.raises(EventValidationError) as info:
+            WireFloaty(value=value).to_json()
+        assert info.value.field == field
+
+    def test_a_declared_int_beyond_64_bits_is_refused_not_a_bare_type_error(self) -> None:
+        event = WireAdd(a=2**64, b=1)
+        for write in (event.to_json, event.to_dict):
+            with pytest.raises(EventValidationError) as info:
+                write()
+            assert info.value.field == "a" and info.value.value == 2**64
+        assert WireAdd(a=2**64 - 1, b=-(2**63)).to_json()  # the limits themselves are fine
+
+    @pytest.mark.anyio
+    async def test_unwritable_results_are_refused_naming_the_row(self) -> None:
+        async with EventBus("WireNanBus") as bus:
+            bus.on(WireFloaty, lambda e: e.value / 0 if e.value else float("nan"))
+            event = await bus.emit(WireFloaty(value=0.0))
+        with pytest.raises(EventValidationError) as info:
+            event.to_json(include_results=True)
+        assert info.value.field == "result" and "event_results[" in str(info.value)
+        assert event.to_json()  # without results there is nothing to refuse
+
+    def test_json_value_names_the_path(self) -> None:
+        with pytest.raises(EventValidationError) as info:
+            json_value({"a": [0, b"x"]})
+        assert info.value.field == "a[1]"
+
+
+class TestBigIntegersRead:
+    @pytest.mark.parametrize("n", [2**64, -(2**63) - 1, 123456789012345678901234567890, -(10**40)])
+    def test_integer_literals_beyond_64_bits_stay_exact_ints(self, n: int) -> None:
+        text = json.dumps({"event_type": "WireNeverDefinedBig", "n": n, "deep": {"x": [n]}})
+        for data in (text, text.encode()):
+            event = BaseEvent.from_json(data)
+            assert event.n == n and type(event.n) is int  # type: ignore[attr-defined]
+            assert event.deep == {"x": [n]}  # type: ignore[attr-defined]
+        back = WireAnything.from_json(json.dumps({"event_type": "WireAnything", "value": n}))
+        assert back.value == n and type(back.value) is int
+
+    def test_long_digit_strings_and_floats_read_as_before(self) -> None:
+        text = json.dumps({"event_type": "WireNeverDefinedBig2", "s": "1" * 30, "f": 1.5e300, "g": 0.1})
+        event = BaseEvent.from_json(text)
+        assert event.s == "1" * 30 and event.f == 1.5e300 and event.g == 0.1  # type: ignore[attr-defined]
+
+    def test_a_big_int_where_an_int_is_declared_reads_exactly(self) -> None:
+        back = WireAdd.from_json(json.dumps({"event_type": "WireAdd", "a": 2**70, "b": 1}))
+        assert back.a == 2**70
+
+
+class TestHostileErrorsAndRows:
+    @pytest.mark.parametrize("type_name", ["StopIteration", "StopAsyncIteration", "GeneratorExit"])
+    @pytest.mark.anyio
+    async def test_iteration_protocol_errors_are_not_rebuilt(self, type_name: str) -> None:
+        row = _ROW | {"status": "error", "error": {"type": type_name, "message": "hostile"}}
+        data = WireNote(text="x").to_dict()
+        done = {"event_status": "completed", "event_completed_at": data["event_created_at"]}
+        event = WireNote.from_json(
+            data | done | {"event_started_at": data["event_created_at"]} | {"event_results": [row]}
+        )
+        (read,) = event.event_results.values()
+        assert type(read.error) is RemoteHandlerError and read.error.type == type_name
+        with pytest.raises(RemoteHandlerError):
+            await event.event_result()
+        written = _dict(event, include_results=True)["event_results"][0]["error"]
+        assert written == {"type": type_name, "message": "hostile"}
+
+    def test_duplicate_handler_rows_are_refused(self) -> None:
+        second = _ROW | {"id": "01a21abe-9ab2-765a-87a1-7a099833beef", "result": "second"}
+        with pytest.raises(EventValidationError) as info:
+            BaseEvent.from_json(
+                {"event_type": "WireNote", "text": "x", "event_results": [_ROW | {"result": "first"}, second]}
+            )
+        assert info.value.field == "event_results" and info.value.value == _ROW["handler_id"]
+        assert _ROW["handler_id"] in str(info.value)
+
+    def test_a_subclass_reads_only_its_own_event_type(self) -> None:
+        data = WireNote(text="x").to_dict()
+        for cls in (WireAdd, WireTimed):
+            with pytest.raises(EventValidationError) as info:
+                cls.from_json(data)
+            assert info.value.field == "event_type" and info.value.value == "WireNote"
+        with pytest.raises(EventValidationError) as info:
+            WireNote.from_json(data | {"event_type": "WireNeverDefined4"})
+        assert info.value.field == "event_type"
+        assert type(WireNote.from_json(data)) is WireNote
+
+    @pytest.mark.parametrize("key", [1, ("t",), b"event_x", None])
+    def test_non_string_keys_are_refused(self, key: object) -> None:
+        for data in (
+            {"event_type": "WireNeverDefined5", key: "a"},
+            {"event_type": "WireNote", "text": "x", key: 1},
+        ):
+            with pytest.raises(EventValidationError) as info:
+                BaseEvent.from_json(data)  # type: ignore[arg-type]
+            assert info.value.field == repr(key) and repr(key) in str(info.value)
+
+    def test_non_string_keys_in_rows_are_refused(self) -> None:
+        with pytest.raises(EventValidationError) as info:
+            BaseEvent.from_json(
+                {"event_type": "WireNote", "text": "x", "event_results": [_ROW | {1: "x", "zz": 2}]}
+            )
+        assert "unknown result row field" in str(info.value)
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers())
+def test_any_integer_is_written_exactly_or_refused(n: int) -> None:
+    event = WireAnything(value=[n])
+    if -(2**63) <= n < 2**64:
+        assert BaseEvent.from_json(event.to_json()).value == [n]  # type: ignore[attr-defined]
+    else:
+        with pytest.raises(EventValidationError):
+            event.to_json()
+    text = json.dumps({"event_type": "WireAnything", "value": [n]})
+    assert WireAnything.from_json(text).value == [n]

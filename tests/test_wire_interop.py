@@ -291,11 +291,16 @@ def test_fixture_events_read_into_typed_classes(
     label: str, event: dict[str, Any], rows: list[dict[str, Any]]
 ) -> None:
     cls = TYPED[event["event_type"]]
-    read = cls.from_json(_with_rows(event, rows))
-    assert type(read) is cls and read.event_type == event["event_type"]
+    with pytest.raises(EventValidationError) as info:  # a subclass reads only its own event_type
+        cls.from_json(_with_rows(event, rows))
+    assert info.value.field == "event_type" and info.value.value == event["event_type"]
+    read = cls.from_json({**_with_rows(event, rows), "event_type": cls.__name__})  # renamed at the boundary
+    assert type(read) is cls and read.event_type == cls.__name__
     ours = read.to_dict()
     for key, value in event.items():
-        if key == "event_result_type":
+        if key == "event_type":
+            assert ours[key] == cls.__name__
+        elif key == "event_result_type":
             assert _decides_alike(value, ours[key]), "the class's result type decides like the wire's"
         else:
             assert ours[key] == value, key
@@ -310,7 +315,7 @@ def test_fixture_events_read_into_typed_classes(
 def test_typed_classes_refuse_wrongly_typed_fixture_payloads() -> None:
     (_, event, _), *_ = _parts(INTEROP / "ts-2.3.2" / "fresh_int_result.json")
     with pytest.raises(EventValidationError) as info:
-        WireIntResultEvent.from_json({**event, "a": "2"})
+        WireIntResultEvent.from_json({**event, "event_type": "WireIntResultEvent", "a": "2"})
     assert info.value.field == "a" and "'2'" in str(info.value)
 
 
