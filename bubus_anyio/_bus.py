@@ -196,6 +196,8 @@ class EventBus:
         self._send_stream: MemoryObjectSendStream[BaseEvent[Any]] | None = None
         self._receive_stream: MemoryObjectReceiveStream[BaseEvent[Any]] | None = None
         self._backlog: deque[BaseEvent[Any]] = deque()
+        #: set by emit when the runloop sleeps on an empty queue
+        self._arrival: anyio.Event | None = None
         #: events waiting on this bus and not claimed yet, in FIFO order (what a snapshot writes as the queue)
         self._queue: dict[BaseEvent[Any], None] = {}
         self._in_flight = 0
@@ -472,6 +474,10 @@ class EventBus:
         stream = self._send_stream
         if stream is not None:
             stream.send_nowait(event)
+            arrival = self._arrival
+            if arrival is not None:
+                self._arrival = None
+                arrival.set()
         else:
             self._backlog.append(event)
         self._history.add(event)
@@ -490,6 +496,9 @@ class EventBus:
         self._queue[event] = None
         if self._send_stream is not None:
             self._send_stream.send_nowait(event)
+            if self._arrival is not None:
+                self._arrival.set()
+                self._arrival = None
         else:
             self._backlog.append(event)
         self._history.add(event)

@@ -27,7 +27,7 @@ import anyio
 from anyio import CancelScope, CapacityLimiter, WouldBlock
 from anyio.lowlevel import RunVar, checkpoint
 
-from ._backend import is_cancelling
+from ._backend import checkpoint_is_cheap, is_cancelling
 from ._context import HandlerFrame, current_frame
 from ._errors import (
     EventBusError,
@@ -729,7 +729,6 @@ async def run_loop(bus: EventBus) -> None:
     While a backlog is waiting the loop takes events without a scheduling round each, yielding once every
     ``_EVENTS_PER_CHECKPOINT`` events so other tasks (emitters, other buses) still get their turn."""
     assert bus._receive_stream is not None
-    receive = bus._receive_stream.receive
     receive_nowait = bus._receive_stream.receive_nowait
     budget = _EVENTS_PER_CHECKPOINT
     bus_limiter = bus._limiter
@@ -740,6 +739,8 @@ async def run_loop(bus: EventBus) -> None:
     work_tg = bus._work_tg
     assert work_tg is not None
     event: BaseEvent[Any] | None = None
+    yield_first = checkpoint_is_cheap(bus._cancelled_exc)
+    yielded = False
     try:
         while True:
             event = None
@@ -747,8 +748,17 @@ async def run_loop(bus: EventBus) -> None:
                 event = receive_nowait()
             except WouldBlock:
                 budget = _EVENTS_PER_CHECKPOINT
-                event = await receive()
+                if yield_first and not yielded:
+                    # asyncio: one cheap yield often lets the emitter queue the next event
+                    yielded = True
+                    await checkpoint()
+                    continue
+                yielded = False
+                arrival = bus._arrival = anyio.Event()  # emit sets it
+                await arrival.wait()
+                continue
             else:
+                yielded = False
                 budget -= 1
                 if not budget:
                     budget = _EVENTS_PER_CHECKPOINT
