@@ -82,12 +82,24 @@ def describe_callable(fn: Any, *, detect_file_path: bool = True) -> tuple[str, s
 
 
 def is_async_callable(fn: Any) -> bool:
-    """True when calling ``fn`` returns a coroutine (async functions, async methods, partials of them and
-    objects whose ``__call__`` is async)."""
-    if inspect.iscoroutinefunction(fn):
+    """Whether calling ``fn`` produces a coroutine: a coroutine function or method, a ``functools.wraps``
+    wrapper or a :func:`functools.partial` of one, or an object whose ``__call__`` is a coroutine function.
+    (Shared by handler registration and ``retry``.)"""
+    target: object = fn
+    while isinstance(target, functools.partial):
+        target = cast("functools.partial[Any]", target).func
+    if inspect.iscoroutinefunction(target):
         return True
-    inner = _unwrap(fn)
-    return inspect.iscoroutinefunction(inner)
+    if callable(target):
+        try:
+            unwrapped = inspect.unwrap(target)
+        except ValueError:  # a __wrapped__ cycle
+            unwrapped = target
+        if unwrapped is not target and is_async_callable(unwrapped):
+            return True
+    if inspect.isroutine(target) or isinstance(target, type):
+        return False
+    return inspect.iscoroutinefunction(inspect.getattr_static(type(target), "__call__", None))
 
 
 _UNSET: Any = object()

@@ -35,6 +35,7 @@ import portalocker
 from anyio.lowlevel import RunVar
 
 from ._errors import EventBusError
+from ._handlers import is_async_callable
 
 __all__ = ["RetryTimeoutError", "SemaphoreScope", "SemaphoreTimeoutError", "retry"]
 
@@ -284,26 +285,6 @@ def _compile_matchers(
     return tuple(cast("Sequence[ErrorMatcher]", items))
 
 
-def _is_async_callable(fn: Callable[..., Any]) -> bool:
-    """Whether calling ``fn`` produces a coroutine: a coroutine function, a ``functools.wraps`` wrapper or
-    a :func:`functools.partial` of one, or an object whose ``__call__`` is a coroutine function."""
-    target: object = fn
-    while isinstance(target, functools.partial):
-        target = cast("functools.partial[Any]", target).func
-    if inspect.iscoroutinefunction(target):
-        return True
-    if callable(target):
-        try:
-            unwrapped = inspect.unwrap(target)
-        except ValueError:  # a __wrapped__ cycle
-            unwrapped = target
-        if unwrapped is not target and _is_async_callable(unwrapped):
-            return True
-    if inspect.isroutine(target) or isinstance(target, type):
-        return False
-    return inspect.iscoroutinefunction(inspect.getattr_static(type(target), "__call__", None))
-
-
 def _reject_awaitable(fn: Callable[..., Any], result: object) -> None:
     """A call taken for sync returned an awaitable: close it (no "never awaited" warning) and say why."""
     close = getattr(result, "close", None)
@@ -366,7 +347,7 @@ class _Retry:
     @overload
     def __call__(self, fn: Callable[P, R], /) -> Callable[P, R]: ...
     def __call__(self, fn: Callable[P, Any], /) -> Callable[P, Any]:
-        if _is_async_callable(fn):
+        if is_async_callable(fn):
 
             @functools.wraps(fn)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
