@@ -591,13 +591,13 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
 
     def to_dict(self, *, include_results: bool = False) -> dict[str, Any]:
         """The event as a JSON-ready dict in bubus's wire shape."""
-        from ._wire import event_to_dict
+        from ._wire_encode import event_to_dict
 
         return event_to_dict(self, include_results=include_results)
 
     def to_json(self, *, include_results: bool = False) -> str:
         """The event as compact JSON in bubus's wire shape."""
-        from ._wire import event_to_json
+        from ._wire_encode import event_to_json
 
         return event_to_json(self, include_results=include_results)
 
@@ -610,7 +610,7 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
 
         :raises EventValidationError: naming the field and value, for any malformed input
         """
-        from ._wire import event_from_json
+        from ._wire_decode import event_from_json
 
         return event_from_json(cls, data)  # type: ignore[no-any-return]
 
@@ -661,7 +661,7 @@ def _check_for_result_type(result_type: Any) -> Callable[[object], bool] | None:
     """A result check for an instance-level result type: a Python type, or a JSON Schema dict from another
     runtime (compiled once per distinct schema: restoring a snapshot meets the same schema many times)."""
     if isinstance(result_type, Mapping):
-        from ._validation import compile_schema_check
+        from ._schema_checks import compile_schema_check
 
         schema = dict(cast(Mapping[str, Any], result_type))
         key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)

@@ -23,14 +23,8 @@ import orjson
 from ._errors import EventHandlerAbortedError, EventValidationError
 from ._events import BaseEvent
 from ._handlers import EventHandler
-from ._wire import (
-    decode_event,
-    event_to_dict,
-    handler_from_dict,
-    handler_to_dict,
-    link_children,
-    load_object,
-)
+from ._wire_decode import decode_event, handler_from_dict, link_children, load_object
+from ._wire_encode import event_to_dict, handler_to_dict
 
 if TYPE_CHECKING:
     from ._bus import EventBus

@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bubus_anyio._schema import JSON_SCHEMA_DIALECT, type_to_json_schema
-from bubus_anyio._validation import compile_check, compile_schema_check, find_mismatch, find_schema_mismatch
+from bubus_anyio._schema_checks import compile_schema_check, find_schema_mismatch
+from bubus_anyio._validation import compile_check, find_mismatch
 
 INTEROP = Path("/work/shared/interop")
 

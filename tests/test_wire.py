@@ -25,7 +25,9 @@ from bubus_anyio import (
 )
 from bubus_anyio._events import META_FIELDS
 from bubus_anyio._time import normalize_timestamp
-from bubus_anyio._wire import RemoteHandlerError, converter, event_from_json, event_to_json, json_value
+from bubus_anyio._wire import RemoteHandlerError, converter
+from bubus_anyio._wire_decode import event_from_json
+from bubus_anyio._wire_encode import event_to_json, json_value
 
 ROW_KEYS = [
     "id",
