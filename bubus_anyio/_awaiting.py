@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio import CancelScope, CapacityLimiter
+from anyio import CancelScope, CapacityLimiter, WouldBlock
 
 from ._context import HandlerFrame, current_frame
 from ._errors import BusNotRunningError
@@ -88,7 +88,16 @@ async def _acquire_or_progress(
     limiter: CapacityLimiter, token: object, event: BaseEvent[Any], frame: HandlerFrame
 ) -> bool:
     """Wait for ``limiter`` on behalf of ``token``, unless ``event`` makes progress elsewhere (claimed,
-    finished) or a slot is lent to the awaiting chain first: then give up and return False."""
+    finished) or a slot is lent to the awaiting chain first: then give up and return False.
+
+    A free slot is taken at once, without a scheduling round: the runloops take theirs the same way,
+    and yielding here would only let the bus's runloop wake up to find its slot taken."""
+    try:
+        limiter.acquire_on_behalf_of_nowait(token)
+    except WouldBlock:
+        pass
+    else:
+        return True
     watched: list[BaseEvent[Any]] = [event]
     ancestor: BaseEvent[Any] | None = frame.event
     while ancestor is not None:

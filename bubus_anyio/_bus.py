@@ -11,6 +11,7 @@ import logging
 import math
 import threading
 import warnings
+import weakref
 from collections import deque
 from collections.abc import Callable
 from contextvars import copy_context
@@ -47,6 +48,10 @@ from ._time import format_ns, now_ns
 __all__ = ["BusStatistics", "EventBus"]
 
 logger = logging.getLogger("bubus_anyio")
+
+#: Copies of events claimed by queue-jumps stay in the runloop's stream until it wakes; a skipped wake-up
+#: (``_wake_runloop(deferred=True)``) still happens once this many have piled up, so they never accumulate.
+_CLAIMED_COPIES_BEFORE_DRAIN = 64
 
 E = TypeVar("E", bound=BaseEvent[Any])
 
@@ -462,6 +467,7 @@ class EventBus:
                     and parent.event_status != "completed"
                 ):
                     event._parent = parent
+                    event._parent_ref = weakref.ref(parent)
                     parent._open_children += 1
         if event._context is None:
             event._context = copy_context()
@@ -474,10 +480,15 @@ class EventBus:
         stream = self._send_stream
         if stream is not None:
             stream.send_nowait(event)
-            arrival = self._arrival
-            if arrival is not None:
-                self._arrival = None
-                arrival.set()
+            if self._arrival is not None:
+                if frame is not None and frame.result._stepping:
+                    wakes = frame.result._wakes
+                    if wakes is None:
+                        frame.result._wakes = [self]
+                    elif self not in wakes:
+                        wakes.append(self)
+                else:
+                    self._wake_runloop()
         else:
             self._backlog.append(event)
         self._history.add(event)
@@ -496,12 +507,24 @@ class EventBus:
         self._queue[event] = None
         if self._send_stream is not None:
             self._send_stream.send_nowait(event)
-            if self._arrival is not None:
-                self._arrival.set()
-                self._arrival = None
+            self._wake_runloop()
         else:
             self._backlog.append(event)
         self._history.add(event)
+
+    def _wake_runloop(self, *, deferred: bool = False) -> None:
+        """Wake the runloop if it is parked. A ``deferred`` wake-up (at the end of a handler step that
+        emitted here) is skipped when queue-jumps already claimed everything it would find, unless the
+        stream holds enough claimed copies to be worth draining."""
+        arrival = self._arrival
+        if arrival is None:
+            return
+        if deferred and not self._queue:
+            stream = self._send_stream
+            if stream is None or stream.statistics().current_buffer_used < _CLAIMED_COPIES_BEFORE_DRAIN:
+                return
+        self._arrival = None
+        arrival.set()
 
     # ------------------------------------------------------------------ bookkeeping hooks for the runtime
     def _on_dequeued(self) -> None:
@@ -653,7 +676,7 @@ class EventBus:
             if parent_id == target:
                 return True
             seen.add(parent_id)
-            parent = current._parent
+            parent = current.event_parent
             current = (
                 parent if parent is not None and parent.event_id == parent_id else self._lookup(parent_id)
             )

@@ -14,6 +14,7 @@ import inspect
 import sys
 import typing
 import warnings
+import weakref
 from collections.abc import Callable, Generator, Mapping
 from typing import (
     TYPE_CHECKING,
@@ -314,7 +315,11 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
     _context: contextvars.Context | None = attrs.field(default=None, init=False, repr=False)
     _buses: list[EventBus] = attrs.field(factory=_new_bus_list, init=False, repr=False)
     _queued_on: set[EventBus] = attrs.field(factory=_new_bus_set, init=False, repr=False)
+    #: The parent while this event is unfinished (it counts in the parent's ``_open_children``); cleared at
+    #: completion so that parents and children do not form reference cycles, which only the cyclic garbage
+    #: collector could free. ``_parent_ref`` keeps answering ``event_parent`` as long as the parent lives.
     _parent: BaseEvent[Any] | None = attrs.field(default=None, init=False, repr=False)
+    _parent_ref: weakref.ref[BaseEvent[Any]] | None = attrs.field(default=None, init=False, repr=False)
     _open_children: int = attrs.field(default=0, init=False, repr=False)
     _runs: list[Any] = attrs.field(factory=_new_any_list, init=False, repr=False)
     _result_check: Callable[[object], bool] | None = attrs.field(default=None, init=False, repr=False)
@@ -418,8 +423,12 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
 
     @property
     def event_parent(self) -> BaseEvent[Any] | None:
-        """The parent event object, when it is known in this process."""
-        return self._parent
+        """The parent event object, when it is known in this process (and, once both completed, still
+        referenced somewhere: a completed child does not keep its parent alive)."""
+        parent = self._parent
+        if parent is None and self._parent_ref is not None:
+            parent = self._parent_ref()
+        return parent
 
     @property
     def event_bus(self) -> EventBus:

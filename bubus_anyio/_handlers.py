@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 
 from ._ids import handler_id as compute_handler_id
-from ._time import monotonic_datetime
+from ._time import new_timestamp
 
 if TYPE_CHECKING:
     from ._bus import EventBus
@@ -109,13 +109,18 @@ _traits_cache: dict[tuple[Any, ...], tuple[str, str | None, bool]] = {}
 
 def _traits(handler: Any, detect_file_path: bool) -> tuple[str, str | None, bool]:
     """``(name, file_path, is_async)``, cached per underlying function (and owner class for methods): the
-    same handler is often registered many times (one-off handlers), and deriving these is costly."""
+    same handler is often registered many times (one-off handlers), and deriving these is costly. A plain
+    function with no attributes of its own is known by its code, module and name, which is all the traits
+    read, so a closure defined anew for every registration hits the cache too."""
     func = getattr(handler, "__func__", None)
     if func is not None:
         owner = handler.__self__
         key: tuple[Any, ...] = (func, owner if isinstance(owner, type) else type(owner), detect_file_path)
     elif inspect.isfunction(handler):
-        key = (handler, None, detect_file_path)
+        if handler.__dict__:  # __wrapped__, a coroutine marker...: traits of this very object
+            key = (handler, None, detect_file_path)
+        else:  # closures made afresh for each registration share their code: so do their traits
+            key = (handler.__code__, handler.__module__, handler.__name__, detect_file_path)
     else:
         name, path = describe_callable(handler, detect_file_path=detect_file_path)
         return name, path, is_async_callable(handler)
@@ -157,7 +162,7 @@ class EventHandler:
     handler_file_path: str | None = None
     handler_timeout: float | None = None
     handler_slow_timeout: float | None = None
-    handler_registered_at: str = attrs.field(factory=monotonic_datetime)
+    handler_registered_at: str = attrs.field(factory=new_timestamp)
     event_pattern: str = "*"
     eventbus_name: str = "EventBus"
     eventbus_id: str = ""
@@ -203,7 +208,7 @@ class EventHandler:
         name, path, is_async = _traits(handler, detect_handler_file_path)
         if handler_name is not None:
             name = handler_name
-        registered_at = monotonic_datetime()
+        registered_at = new_timestamp()
         if run_in_thread and is_async:
             raise TypeError(f"run_in_thread=True needs a sync handler, and {name} is async")
         owner = getattr(handler, "__self__", None)

@@ -16,7 +16,7 @@ import attrs
 from ._handlers import EventHandler
 from ._ids import new_id
 from ._modes import ResultStatusName
-from ._time import monotonic_datetime
+from ._time import new_timestamp
 
 if TYPE_CHECKING:
     from ._events import BaseEvent
@@ -52,6 +52,10 @@ class EventResult(Generic[T]):
     #: Set while the handler runs: lets a ``first`` winner or a parent timeout abort it from outside.
     _cancel_scope: anyio.CancelScope | None = attrs.field(default=None, init=False, repr=False)
     _abort_reason: str | None = attrs.field(default=None, init=False, repr=False)
+    #: True while one step of the (async) handler runs: emits made then defer their runloop wake-ups
+    #: to the end of the step (see ``_runtime._drive``).
+    _stepping: bool = attrs.field(default=False, init=False, repr=False)
+    _wakes: list[Any] | None = attrs.field(default=None, init=False, repr=False)
 
     # Flat handler metadata, as on the wire.
     @property
@@ -102,13 +106,13 @@ class EventResult(Generic[T]):
     # outcome may need to await.
     def mark_started(self) -> None:
         self.status = "started"
-        self.started_at = monotonic_datetime()
+        self.started_at = new_timestamp()
 
     def mark_completed(self, value: Any) -> None:
         self.result = value
         self.status = "completed"
         if self.completed_at is None:
-            self.completed_at = monotonic_datetime()
+            self.completed_at = new_timestamp()
         if self._done is not None:
             self._done.set()
 
@@ -117,7 +121,7 @@ class EventResult(Generic[T]):
         self.result = None
         self.status = "error"
         if self.completed_at is None:
-            self.completed_at = monotonic_datetime()
+            self.completed_at = new_timestamp()
         if self._done is not None:
             self._done.set()
 
@@ -140,11 +144,11 @@ class EventResult(Generic[T]):
             self.mark_completed(result)
         if status is not None:
             if status != "pending" and self.started_at is None:
-                self.started_at = monotonic_datetime()
+                self.started_at = new_timestamp()
             self.status = status
             if status in ("completed", "error"):
                 if self.completed_at is None:
-                    self.completed_at = monotonic_datetime()
+                    self.completed_at = new_timestamp()
                 if self._done is not None:
                     self._done.set()
         return self

@@ -40,7 +40,7 @@ from ._errors import (
 from ._events import BaseEvent
 from ._handlers import EventHandler
 from ._results import EventResult
-from ._time import monotonic_datetime
+from ._time import new_timestamp
 from ._validation import describe_mismatch, type_repr
 
 if TYPE_CHECKING:
@@ -153,10 +153,14 @@ async def _await_value(value: Any) -> Any:
 
 
 @types.coroutine
-def _drive(ctx: Context, coro: Any) -> Generator[Any, Any, Any]:
+def _drive(ctx: Context, coro: Any, row: EventResult[Any]) -> Generator[Any, Any, Any]:
     """Run a handler coroutine to completion with every step inside ``ctx``: the handler sees the emit-time
     context although it runs in the processing task (no task per handler). Yielded values pass through
-    untouched, so the backend's scheduling and cancellation work as for any awaited coroutine."""
+    untouched, so the backend's scheduling and cancellation work as for any awaited coroutine.
+
+    While a step runs, ``row._stepping`` is set: a bus the handler emits to wakes its runloop only at the
+    end of the step. A handler that emits a child and awaits it in the same step (a queue-jump) has
+    processed it by then, so the other bus's runloop is not woken just to find its queue empty."""
     run = ctx.run
     send = coro.send
     throw = coro.throw
@@ -164,10 +168,15 @@ def _drive(ctx: Context, coro: Any) -> Generator[Any, Any, Any]:
     error: BaseException | None = None
     try:
         while True:
+            row._stepping = True
             try:
                 yielded = run(send, value) if error is None else run(throw, error)
             except StopIteration as stop:
                 return stop.value
+            finally:
+                row._stepping = False
+                if row._wakes is not None:
+                    _wake_deferred(row)
             error = None
             try:
                 value = yield yielded
@@ -175,6 +184,14 @@ def _drive(ctx: Context, coro: Any) -> Generator[Any, Any, Any]:
                 error = exc
     finally:
         coro.close()
+
+
+def _wake_deferred(row: EventResult[Any]) -> None:
+    wakes = row._wakes
+    row._wakes = None
+    if wakes is not None:
+        for bus in wakes:
+            bus._wake_runloop(deferred=True)
 
 
 _INTERRUPTED: Any = object()
@@ -185,10 +202,23 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
     the event-level scope (unless an enclosing one is active) and, when it could fire first, the handler's
     own scope. Records timeouts and aborts on the row. Returns the value, or ``_INTERRUPTED`` when the row
     already holds the outcome. Sync handlers never get here: they cannot be interrupted, so they need no
-    scope, which keeps the common path free of cancel-scope costs."""
+    scope, which keeps the common path free of cancel-scope costs.
+
+    The event-level scope exists to stop this run from outside: its deadline, a ``first()`` winner, or an
+    ancestor that timed out (``EventRun.cancel``). A root event with neither a timeout nor ``first`` has none
+    of these (only events emitted inside handlers are ever anyone's descendants), so its handlers run
+    without one; the bus's own scope still stops them when the bus stops."""
     row, run, event, bus = frame.result, frame.run, frame.event, frame.bus
     handler = row.handler
-    event_scope = None if run.scope_active else run.new_scope()
+    if run.scope_active or not (
+        run.timeout is not None
+        or run.first
+        or event.event_parent_id is not None
+        or run.cancel_reason is not None
+    ):
+        event_scope = None
+    else:
+        event_scope = run.new_scope()
     deadline = math.inf if timeout is None else anyio.current_time() + timeout
     handler_scope: CancelScope | None = None
     if (
@@ -205,7 +235,7 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
         try:
             with handler_scope if handler_scope is not None else _NO_SCOPE:
                 if awaitable is not None:
-                    value = await _drive(ctx, awaitable)
+                    value = await _drive(ctx, awaitable, row)
                 elif handler.run_in_thread:
                     value = await anyio.to_thread.run_sync(
                         _enter_in, ctx, frame, abandon_on_cancel=True, limiter=bus._thread_limiter
@@ -213,7 +243,7 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
                 else:
                     fn = handler.handler
                     assert fn is not None
-                    value = await _drive(ctx, ctx.run(_enter, frame, fn, event))
+                    value = await _drive(ctx, ctx.run(_enter, frame, fn, event), row)
         except bus._cancelled_exc as exc:
             if not is_cancelling(exc):
                 _record_stray_cancellation(event, row, exc)
@@ -537,7 +567,7 @@ async def process(
     if event.event_status == "pending":
         event.event_status = "started"
         if not rows:
-            event.event_started_at = monotonic_datetime()
+            event.event_started_at = new_timestamp()
         # else: stamped by the first handler to start (one clock reading for both, as bubus's Python does)
     if hooks is not None:
         hooks.notify("on_event_change", event, "started")
@@ -668,13 +698,14 @@ def maybe_complete(event: BaseEvent[Any] | None) -> None:
         parent = event._parent
         if parent is None:
             return
+        event._parent = None  # the weak link answers event_parent from now on (no parent<->child cycle)
         parent._open_children -= 1
         event = parent
 
 
 def complete(event: BaseEvent[Any]) -> None:
     event.event_status = "completed"
-    event.event_completed_at = now = monotonic_datetime()
+    event.event_completed_at = now = new_timestamp()
     if event.event_started_at is None:
         event.event_started_at = now
     event._context = None
@@ -699,7 +730,7 @@ def cancel_descendants(children: Iterable[BaseEvent[Any]], reason: str) -> None:
             claim(bus, child)
             if child.event_status == "pending":
                 child.event_status = "started"
-                child.event_started_at = monotonic_datetime()
+                child.event_started_at = new_timestamp()
             _cancel_pending_rows(bus, child, create_rows(bus, child), reason)
             finish_on_bus(bus, child)
         for run in list(child._runs):
@@ -714,7 +745,7 @@ def drop_queued(bus: EventBus, event: BaseEvent[Any], reason: str) -> None:
     claim(bus, event)
     if event.event_status == "pending":
         event.event_status = "started"
-        event.event_started_at = monotonic_datetime()
+        event.event_started_at = new_timestamp()
     _cancel_pending_rows(bus, event, create_rows(bus, event), reason)
     finish_on_bus(bus, event)
 

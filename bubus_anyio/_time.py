@@ -12,13 +12,13 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["format_ns", "monotonic_datetime", "normalize_timestamp", "now_ns"]
+__all__ = ["format_ns", "monotonic_datetime", "new_timestamp", "normalize_timestamp", "now_ns"]
 
 _ANCHOR_NS = time.time_ns() - time.monotonic_ns()
 _lock = threading.Lock()
 _last_ns = 0
-_cached_second = -1
-_cached_prefix = ""
+#: (epoch second, its "YYYY-MM-DDTHH:MM:SS." prefix), replaced as one tuple so threads never see a mix
+_prefix_cache: tuple[int, str] = (-1, "")
 
 
 def now_ns() -> int:
@@ -30,19 +30,50 @@ def now_ns() -> int:
         if t <= _last_ns:
             t = _last_ns + 1
         _last_ns = t
-        return t
+    return t
+
+
+def _prefix(seconds: int) -> str:
+    global _prefix_cache
+    tm = time.gmtime(seconds)
+    prefix = (
+        f"{tm.tm_year:04d}-{tm.tm_mon:02d}-{tm.tm_mday:02d}T{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}."
+    )
+    _prefix_cache = (seconds, prefix)
+    return prefix
 
 
 def format_ns(ns: int) -> str:
     """Render epoch nanoseconds in the canonical 30-character form."""
-    global _cached_second, _cached_prefix
     seconds, fraction = divmod(ns, 1_000_000_000)
-    if seconds != _cached_second:
-        tm = time.gmtime(seconds)
-        _cached_prefix = f"{tm.tm_year:04d}-{tm.tm_mon:02d}-{tm.tm_mday:02d}T{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}."
-        _cached_second = seconds
-        return f"{_cached_prefix}{fraction:09d}Z"
-    return f"{_cached_prefix}{fraction:09d}Z"
+    cached_second, prefix = _prefix_cache
+    if seconds != cached_second:
+        prefix = _prefix(seconds)
+    return f"{prefix}{fraction:09d}Z"
+
+
+def new_timestamp() -> str:
+    """A new strictly increasing canonical timestamp: ``format_ns(now_ns())`` inlined, with the lock taken
+    by its bound methods, because it runs several times per event."""
+    global _last_ns
+    _acquire()
+    try:
+        t = _ANCHOR_NS + _monotonic_ns()
+        if t <= _last_ns:
+            t = _last_ns + 1
+        _last_ns = t
+    finally:
+        _release()
+    seconds, fraction = divmod(t, 1_000_000_000)
+    cached_second, prefix = _prefix_cache
+    if seconds != cached_second:
+        prefix = _prefix(seconds)
+    return prefix + str(fraction + 1_000_000_000)[1:] + "Z"  # zero-padded to 9 digits, cheaper than :09d
+
+
+_monotonic_ns = time.monotonic_ns
+_acquire = _lock.acquire
+_release = _lock.release
 
 
 _CANONICAL_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$")
@@ -95,5 +126,5 @@ def normalize_timestamp(value: str | datetime) -> str:
 def monotonic_datetime(value: str | datetime | None = None) -> str:
     """Without an argument, a new strictly increasing canonical timestamp; with one, its canonical form."""
     if value is None:
-        return format_ns(now_ns())
+        return new_timestamp()
     return normalize_timestamp(value)

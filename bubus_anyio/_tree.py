@@ -126,8 +126,8 @@ def render_timeout_tree(event: BaseEvent[Any]) -> str:
     """The tree of ``event``'s root ancestor, each row marked with what a timeout did to it: where a limit
     fired (``TIMEOUT HERE`` with the limit), what it interrupted, and which handlers never started."""
     root = event
-    while root._parent is not None:
-        root = root._parent
+    while (parent := root.event_parent) is not None:
+        root = parent
     lines: list[str] = []
     _render_event(root, "", True, lines, set(), annotate=True)
     return "\n".join(lines)

@@ -273,6 +273,39 @@ class TestNamesAndPaths:
             assert obj.handler_file_path.endswith(f":{HdlCallable.__call__.__code__.co_firstlineno}")
 
     @pytest.mark.anyio
+    async def test_closures_made_from_the_same_code_keep_their_own_name_and_kind(self) -> None:
+        """Closures defined anew for each registration share their code (and a cache of traits), yet a
+        renamed one keeps its name, and one that wraps a coroutine function is still run as async."""
+
+        def make(kind: str) -> Callable[[HdlPing], Any]:
+            def closure(event: HdlPing) -> Any:
+                async def later() -> str:
+                    return f"{kind}-awaited"
+
+                return kind if kind != "marked" else later()
+
+            return closure
+
+        async with EventBus() as bus:
+            plain = bus.on(HdlPing, make("plain"))
+            renamed_fn = make("renamed")
+            renamed_fn.__name__ = "renamed_handler"
+            renamed = bus.on(HdlPing, renamed_fn)
+            marked_fn = make("marked")
+
+            async def async_twin(event: HdlPing) -> str:
+                return "unused"
+
+            marked_fn.__wrapped__ = async_twin  # type: ignore[attr-defined]  # as functools.wraps would
+            marked = bus.on("*", marked_fn)  # same name as `plain`: another pattern, so no warning
+            assert plain.handler_name.endswith(".closure") and not plain.is_async
+            assert renamed.handler_name.endswith(".renamed_handler")
+            assert marked.is_async
+            assert plain.handler_file_path == renamed.handler_file_path == marked.handler_file_path
+            results = await bus.emit(HdlPing()).event_results_list(raise_if_any=False)
+            assert results == ["plain", "renamed", "marked-awaited"]
+
+    @pytest.mark.anyio
     async def test_file_path_detection_can_be_disabled(self) -> None:
         async with EventBus(event_handler_detect_file_paths=False) as bus:
             assert bus.on(HdlPing, hdl_sync).handler_file_path is None

@@ -75,7 +75,9 @@ class TestHookOrder:
 
 
 class TestIsolation:
-    async def test_a_failing_hook_is_logged_and_later_hooks_still_run(self, caplog: pytest.LogCaptureFixture) -> None:
+    async def test_a_failing_hook_is_logged_and_later_hooks_still_run(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
         class Broken:
             async def on_event_change(self, bus: EventBus, event: BaseEvent[Any], status: str) -> None:
                 raise RuntimeError("hook failed")

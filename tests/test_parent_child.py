@@ -225,3 +225,35 @@ class TestCompletion:
             with anyio.fail_after(5):
                 assert await parent.event_result() == "child-value"
         assert order == ["child", "parent resumed", "sibling"]
+
+
+class TestMemory:
+    @pytest.mark.anyio
+    async def test_finished_trees_are_freed_by_reference_counting_alone(self) -> None:
+        """A completed child no longer holds its parent strongly, so a finished tree that left history is
+        freed at once, without waiting for the cyclic garbage collector; ``event_parent`` still answers
+        while the parent lives."""
+        import gc
+        import weakref
+
+        gc.collect()
+        gc.disable()
+        try:
+            async with EventBus("Freed", max_history_size=1) as bus:
+
+                async def pc_await_child(event: PcParent) -> str:
+                    await bus.emit(PcChild())
+                    return "parent"
+
+                bus.on(PcParent, pc_await_child)
+                bus.on(PcChild, lambda event: "child")
+                parent = await bus.emit(PcParent())
+                (child,) = parent.event_children
+                assert child.event_parent is parent
+                refs = [weakref.ref(parent), weakref.ref(child)]
+                del parent, child
+                for _ in range(3):
+                    await bus.emit(PcLeaf())  # pushes the tree out of the one-entry history
+                assert [ref() for ref in refs] == [None, None]
+        finally:
+            gc.enable()

@@ -382,3 +382,46 @@ async def test_await_outside_handler_waits_in_queue_order() -> None:
             gate.set()
             await child
     assert order == ["blocker", "child"]
+
+
+# ------------------------------------------------------------------ wake-ups of the other bus's runloop
+async def test_child_emitted_to_an_idle_bus_and_not_awaited_is_still_processed() -> None:
+    """An async handler's emits wake the other bus's runloop at the end of the handler's step (after any
+    queue-jump in that step): a child it only emits, or waits for in queue order, still runs there."""
+    seen: list[str] = []
+    with anyio.fail_after(5):
+        async with EventBus("WakeA") as bus_a, EventBus("WakeB") as bus_b:
+
+            async def on_parent(event: QJParent) -> None:
+                bus_b.emit(QJSibling())  # emitted, never awaited: the handler then returns
+                child = bus_b.emit(QJChild())
+                await child.event_completed()  # queue order: bus B's runloop must run it
+
+            bus_a.on(QJParent, on_parent)
+            bus_b.on(QJSibling, lambda event: seen.append("sibling"))
+            bus_b.on(QJChild, lambda event: seen.append("child") or "ok")
+            await bus_a.emit(QJParent())
+            await bus_b.wait_until_idle()
+    assert seen == ["sibling", "child"]
+
+
+async def test_copies_of_children_claimed_by_queue_jumps_do_not_pile_up_on_the_other_bus() -> None:
+    """A queue-jump claims the child before the other bus's runloop wakes, so that runloop is not woken for
+    it; the copies left in its stream are still drained every so often, never kept without bound."""
+    with anyio.fail_after(10):
+        async with EventBus("PileA") as bus_a, EventBus("PileB") as bus_b:
+
+            async def on_parent(event: QJParent) -> None:
+                child = bus_b.emit(QJChild())
+                await child
+                assert child.event_status == "completed"
+
+            bus_a.on(QJParent, on_parent)
+            bus_b.on(QJChild, lambda event: "ok")
+            stream = bus_b._send_stream
+            assert stream is not None
+            most = 0
+            for _ in range(500):
+                await bus_a.emit(QJParent())
+                most = max(most, stream.statistics().current_buffer_used)
+            assert 0 < most <= 64
