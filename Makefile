@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check bubus_anyio tests examples benchmarks
-	$(BIN)/ruff format --check bubus_anyio
+	$(BIN)/ruff format --check bubus_anyio tests examples benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/pyright bubus_anyio tests/typing

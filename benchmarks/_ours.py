@@ -20,11 +20,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import Clock, Sample, fill_sample, run_guarded
 
-from bubus_anyio import BaseEvent, EventBus
+from bubus_anyio import BaseEvent, EventBus, EventHandlerAbortedError, EventHandlerTimeoutError
 
 HISTORY = 100
 HANDLER_TIMEOUT = 0.0001
 SLOW_SLEEP = 0.001
+WORST_HISTORY = 128
+IMMEDIATE_TIMEOUT = 1e-7  # upstream's "near-zero" event_timeout: 0.0001 ms
 
 
 class Simple(BaseEvent[int]):
@@ -34,6 +36,21 @@ class Simple(BaseEvent[int]):
 class Hop(BaseEvent[int]):
     value: int = 0
     slow: bool = False
+
+
+class WorstParent(BaseEvent[int]):
+    iteration: int = 0
+    value: int = 0
+
+
+class WorstChild(BaseEvent[int]):
+    iteration: int = 0
+    value: int = 0
+
+
+class WorstGrandchild(BaseEvent[int]):
+    iteration: int = 0
+    value: int = 0
 
 
 class Parent(BaseEvent[int]):
@@ -133,8 +150,79 @@ async def one_off_handlers(n: int, clock: Clock) -> dict[str, Any]:
 
 
 async def worst_case(n: int, clock: Clock) -> dict[str, Any]:
-    """A -> B -> C forwarding ('*' -> other.emit), a handler per bus; every 5th event's handler on C
-    sleeps past a tiny handler timeout."""
+    """Upstream's worst case, workload for workload: n iterations over buses A, B and C.
+
+    Each iteration registers a one-off async handler on A, emits one parent on A and on B, and
+    awaits it. A's handler emits a child on A, forwards the same child to C and awaits it (a
+    queue-jump on two buses); C's async handler emits a grandchild and awaits it. Every 5th child
+    carries a near-zero ``event_timeout``, so its handler times out at its first checkpoint. Every
+    10th iteration calls ``find(Parent, future=0.001)`` (answered from history). Units are events:
+    3 per iteration, as upstream counts them.
+    """
+    seen = {"parents_a": 0, "parents_b": 0, "children": 0, "grandchildren": 0, "timeouts": 0}
+    timed_out = (EventHandlerAbortedError, EventHandlerTimeoutError)  # the event's deadline, or the handler's
+
+    def parent_on_b(event: WorstParent) -> None:
+        seen["parents_b"] += 1
+
+    async def child_on_c(event: WorstChild) -> None:
+        seen["children"] += 1
+        grandchild = event.event_bus.emit(WorstGrandchild(iteration=event.iteration, value=event.value + 1))
+        if event.event_timeout is not None:
+            await anyio.lowlevel.checkpoint()  # upstream: sleep(0)
+        await grandchild
+
+    def grandchild_on_c(event: WorstGrandchild) -> None:
+        seen["grandchildren"] += 1
+
+    async with (
+        EventBus("WorstA", max_history_size=WORST_HISTORY) as bus_a,
+        EventBus("WorstB", max_history_size=WORST_HISTORY) as bus_b,
+        EventBus("WorstC", max_history_size=WORST_HISTORY) as bus_c,
+    ):
+        bus_b.on(WorstParent, parent_on_b)
+        bus_c.on(WorstChild, child_on_c)
+        bus_c.on(WorstGrandchild, grandchild_on_c)
+        clock.start()
+        for iteration in range(n):
+            timeout = IMMEDIATE_TIMEOUT if iteration % 5 == 0 else None
+
+            async def one_off(event: WorstParent, timeout: float | None = timeout) -> None:
+                seen["parents_a"] += 1
+                child = event.event_bus.emit(
+                    WorstChild(iteration=event.iteration, value=event.value, event_timeout=timeout)
+                )
+                bus_c.emit(child)
+                await child
+                # counted here rather than kept for later: a list of every child would keep n event trees
+                # alive and make the garbage collector's passes grow with n
+                seen["timeouts"] += any(
+                    isinstance(row.error, timed_out) for row in child.event_results.values()
+                )
+
+            entry = bus_a.on(WorstParent, one_off)
+            parent = WorstParent(iteration=iteration, value=iteration % 37 + 1)
+            bus_a.emit(parent)
+            bus_b.emit(parent)
+            await parent
+            bus_a.off(WorstParent, entry)
+            if iteration % 10 == 0:
+                await bus_a.find(WorstParent, future=0.001)
+        for bus in (bus_a, bus_b, bus_c):
+            await bus.wait_until_idle()
+        clock.stop()
+        left = len(bus_a.handlers)
+    return {
+        **seen,
+        "handlers_left": left,
+        "expected": n,
+        "expected_timeouts": len(range(0, n, 5)),
+    }
+
+
+async def forwarding_slow_handlers(n: int, clock: Clock) -> dict[str, Any]:
+    """A -> B -> C forwarding ('*' -> other.emit), a handler per bus, burst of n events; every 5th
+    event's handler on C sleeps 1 ms past a 0.1 ms handler timeout, so real timers fire."""
     seen = {"A": 0, "B": 0, "C": 0, "timeouts": 0}
 
     def count(name: str) -> Callable[[Hop], None]:
@@ -150,9 +238,9 @@ async def worst_case(n: int, clock: Clock) -> dict[str, Any]:
             await anyio.sleep(SLOW_SLEEP)
 
     async with (
-        EventBus("WorstA", max_history_size=HISTORY) as bus_a,
-        EventBus("WorstB", max_history_size=HISTORY) as bus_b,
-        EventBus("WorstC", max_history_size=HISTORY) as bus_c,
+        EventBus("ChainA", max_history_size=HISTORY) as bus_a,
+        EventBus("ChainB", max_history_size=HISTORY) as bus_b,
+        EventBus("ChainC", max_history_size=HISTORY) as bus_c,
     ):
         bus_a.on(Hop, count("A"))
         bus_b.on(Hop, count("B"))
@@ -263,6 +351,7 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "1-event-x-50k-parallel-handlers": (parallel_handlers, "handler"),
     "50k-one-off-handlers": (one_off_handlers, "event"),
     "worst-case-forwarding-timeouts": (worst_case, "event"),
+    "forwarding-slow-handlers": (forwarding_slow_handlers, "event"),
     "emit-await-latency": (latency, "event"),
     "queue-jump": (queue_jump, "parent"),
     "find-100k-history": (find_history, "find"),
@@ -271,10 +360,16 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
 
 
 def units_of(name: str, n: int) -> int:
-    return 2 * FIND_CALLS if name == "find-100k-history" else n
+    if name == "find-100k-history":
+        return 2 * FIND_CALLS
+    return 3 * n if name == "worst-case-forwarding-timeouts" else n
 
 
 def ok_of(extra: dict[str, Any]) -> bool:
+    if "parents_a" in extra:
+        counts = ("parents_a", "parents_b", "children")
+        complete = all(extra[key] == extra["expected"] for key in counts) and not extra["handlers_left"]
+        return complete and extra["timeouts"] == extra["expected_timeouts"]
     if "expected_timeouts" in extra:
         return extra["timeouts"] == extra["expected_timeouts"]
     return extra.get("processed") == extra.get("expected") and not extra.get("handlers_left")
