@@ -1,7 +1,8 @@
 """The handler frame: what the code running inside a handler can learn about where it runs.
 
-One context variable holds one immutable frame per handler call (set in that call's private copy of the
-emit-time context), so reading it is a single ``ContextVar.get`` and tasks a handler spawns inherit it.
+One context variable holds one frame per handler call, never modified once made (set in that call's
+private copy of the emit-time context), so reading it is a single ``ContextVar.get`` and tasks a handler
+spawns inherit it.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ __all__ = [
 ]
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True, eq=False)
 class HandlerFrame:
     """Where a handler call runs: its event, handler, bus and row, plus the event limiters that the chain of
-    processing above it already holds (a queue-jump must not try to take those again)."""
+    processing above it already holds (a queue-jump must not try to take those again).
+
+    Never modified after it is made. (Not an ``attrs.frozen`` class only because one is made per handler
+    call and a frozen ``__init__`` costs three times as much.)"""
 
     event: BaseEvent[Any]
     handler: EventHandler

@@ -33,6 +33,7 @@ import anyio
 import attrs
 import orjson
 
+from ._context import current_frame
 from ._errors import BusNotRunningError, EventValidationError
 from ._ids import new_id, normalize_uuid
 from ._modes import (
@@ -45,7 +46,7 @@ from ._modes import (
     EventStatusName,
 )
 from ._results import EventResult
-from ._time import monotonic_datetime, normalize_timestamp
+from ._time import new_timestamp, normalize_timestamp
 from ._validation import compile_check, find_mismatch, type_repr
 
 if TYPE_CHECKING:
@@ -330,7 +331,7 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
         self.event_created_at = (
             _normalize_field("event_created_at", self.event_created_at)
             if self.event_created_at
-            else monotonic_datetime()
+            else new_timestamp()
         )
         if (
             self.event_timeout is not None
@@ -436,8 +437,6 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
 
         :raises BusNotRunningError: if the event was never emitted
         """
-        from ._context import current_frame
-
         frame = current_frame.get()
         if frame is not None and frame.event is self:
             return frame.bus
