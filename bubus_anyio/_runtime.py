@@ -93,7 +93,12 @@ class EventRun:
     )
 
     def __init__(
-        self, bus: EventBus, event: BaseEvent[Any], timeout: float | None, parent_frame: HandlerFrame | None
+        self,
+        bus: EventBus,
+        event: BaseEvent[Any],
+        timeout: float | None,
+        parent_frame: HandlerFrame | None,
+        rows: list[EventResult[Any]],
     ) -> None:
         self.bus = bus
         self.event = event
@@ -108,12 +113,18 @@ class EventRun:
         self.parallel = False
         self.stopped = False
         self.timed_out = False
-        self.rows: list[EventResult[Any]] = []
+        self.rows = rows
 
-    def new_scope(self) -> CancelScope:
-        """An event-level scope with this run's deadline (already cancelled if the run was)."""
+    def new_scope(self, now: float | None = None) -> CancelScope:
+        """An event-level scope with this run's deadline (already cancelled if the run was). ``now`` is
+        ``anyio.current_time()`` when the caller already read it."""
         timeout = self.timeout
-        deadline = math.inf if timeout is None else _deadline(self.started, timeout)
+        if timeout is None:
+            deadline = math.inf
+        else:
+            if now is None:
+                now = anyio.current_time()
+            deadline = now - (perf_counter() - self.started) + timeout
         scope = CancelScope(deadline=deadline)
         if self.cancel_reason is not None:
             scope.cancel()
@@ -128,11 +139,6 @@ class EventRun:
         self.stopped = True
         if self.scope is not None and self.scope_active:
             self.scope.cancel()
-
-
-def _deadline(started: float, timeout: float) -> float:
-    """The anyio deadline of a budget that began at ``started`` on ``perf_counter``."""
-    return anyio.current_time() - (perf_counter() - started) + timeout
 
 
 # ---------------------------------------------------------------------------------------- calling handlers
@@ -210,6 +216,7 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
     without one; the bus's own scope still stops them when the bus stops."""
     row, run, event, bus = frame.result, frame.run, frame.event, frame.bus
     handler = row.handler
+    now = None if timeout is None and run.timeout is None else anyio.current_time()
     if run.scope_active or not (
         run.timeout is not None
         or run.first
@@ -218,8 +225,8 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
     ):
         event_scope = None
     else:
-        event_scope = run.new_scope()
-    deadline = math.inf if timeout is None else anyio.current_time() + timeout
+        event_scope = run.new_scope(now)
+    deadline = math.inf if timeout is None or now is None else now + timeout
     handler_scope: CancelScope | None = None
     if (
         (event_scope is None and timeout is not None)
@@ -548,18 +555,24 @@ async def process(
     bus: EventBus, event: BaseEvent[Any], held: frozenset[CapacityLimiter], parent_frame: HandlerFrame | None
 ) -> None:
     """Process a claimed event on ``bus``: run its handlers under the event's policy and timeout."""
+    rows = create_rows(bus, event)
+    hooks = bus._hooks
+    if not rows and hooks is None:  # nothing to run here (a child forwarded past this bus, say)
+        if event.event_status == "pending":
+            event.event_status = "started"
+            event.event_started_at = new_timestamp()
+        finish_on_bus(bus, event)
+        return
     timeout = event.event_timeout if event.event_timeout is not None else bus.event_timeout
-    run = EventRun(bus, event, timeout, parent_frame)
+    run = EventRun(bus, event, timeout, parent_frame, rows)
     runs = event._runs
     runs.append(run)
-    rows = run.rows = create_rows(bus, event)
     run.first = (event.event_handler_completion or bus.event_handler_completion) == "first"
     monitor = bus._monitor
     if monitor is not None:
         monitor.watch_run(
             run, event.event_slow_timeout if event.event_slow_timeout is not None else bus.event_slow_timeout
         )
-    hooks = bus._hooks
     if hooks is not None:
         hooks.notify("on_event_change", event, "pending")
         for row in rows:
