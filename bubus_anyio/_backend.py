@@ -1,5 +1,5 @@
 """The one backend-specific spot: telling a real cancellation from a stray ``CancelledError``, and how
-the runloop should wait when its queue is empty.
+the runloop waits when its queue is empty (how long to spin first, and a one-waiter parking spot).
 
 On trio a ``Cancelled`` exception only ever comes from a cancel scope. On asyncio a ``CancelledError`` can
 also escape from awaiting *another* task or future that someone cancelled; that is the handler's own error,
@@ -10,8 +10,9 @@ not a cancellation of the bus, and treating it as one would tear the bus down. P
 from __future__ import annotations
 
 import asyncio  # backend-specific on purpose: see the module docstring
+from typing import Any
 
-__all__ = ["checkpoint_is_cheap", "is_cancelling"]
+__all__ = ["Parker", "checkpoint_is_cheap", "is_cancelling", "make_parker"]
 
 
 def is_cancelling(exc: BaseException) -> bool:
@@ -27,3 +28,85 @@ def checkpoint_is_cheap(cancelled_exc_class: type[BaseException]) -> bool:
     checkpoint goes through a cancel scope). The runloop uses it to choose how to wait when its queue is
     empty; measured in ``benchmarks/`` (emit+await latency)."""
     return issubclass(cancelled_exc_class, asyncio.CancelledError)
+
+
+class Parker:
+    """Where one task (a bus's runloop) sleeps until another wakes it: :meth:`park` returns after
+    :meth:`wake`, or raises the backend's cancellation. A lighter ``anyio.Event`` for exactly one waiter
+    (one future per wait on asyncio, nothing on trio), which matters because a runloop parks and is woken
+    once per event when events arrive one at a time.
+
+    :meth:`wake` while nobody is parked is a no-op: the runloop looks at its queue right before parking,
+    and nothing else runs between that look and the park.
+    """
+
+    __slots__ = ("_waiter",)
+
+    def __init__(self) -> None:
+        #: the parked trio task, or the future the parked asyncio task awaits
+        self._waiter: Any = None
+
+    @property
+    def parked(self) -> bool:
+        return self._waiter is not None
+
+    async def park(self) -> None:
+        raise NotImplementedError
+
+    def wake(self) -> None:
+        raise NotImplementedError
+
+
+class _AsyncioParker(Parker):
+    __slots__ = ()
+
+    async def park(self) -> None:
+        future = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await future
+        finally:
+            self._waiter = None
+
+    def wake(self) -> None:
+        future = self._waiter
+        if future is not None:
+            self._waiter = None
+            if not future.done():
+                future.set_result(None)
+
+
+class _TrioParker(Parker):
+    __slots__ = ("_abort", "_current_task", "_reschedule", "_wait")
+
+    def __init__(self) -> None:
+        super().__init__()
+        import trio  # backend-specific on purpose: only imported when running on trio
+
+        lowlevel = trio.lowlevel
+        self._current_task = lowlevel.current_task
+        self._wait = lowlevel.wait_task_rescheduled
+        self._reschedule = lowlevel.reschedule
+        succeeded = lowlevel.Abort.SUCCEEDED
+
+        def abort(_: Any) -> Any:
+            self._waiter = None
+            return succeeded
+
+        self._abort = abort
+
+    async def park(self) -> None:
+        self._waiter = self._current_task()
+        await self._wait(self._abort)
+
+    def wake(self) -> None:
+        task = self._waiter
+        if task is not None:
+            self._waiter = None
+            self._reschedule(task)
+
+
+def make_parker(cancelled_exc_class: type[BaseException]) -> Parker:
+    """The parker for the running backend (told apart by its cancellation exception class)."""
+    if issubclass(cancelled_exc_class, asyncio.CancelledError):
+        return _AsyncioParker()
+    return _TrioParker()

@@ -26,6 +26,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _awaiting, _runtime
+from ._backend import Parker, make_parker
 from ._context import current_frame
 from ._errors import BusNotRunningError, QueueFullError
 from ._events import BaseEvent
@@ -202,7 +203,8 @@ class EventBus:
         self._receive_stream: MemoryObjectReceiveStream[BaseEvent[Any]] | None = None
         self._backlog: deque[BaseEvent[Any]] = deque()
         #: set by emit when the runloop sleeps on an empty queue
-        self._arrival: anyio.Event | None = None
+        #: where the runloop waits for events while its queue is empty (made when the bus starts)
+        self._arrival: Parker | None = None
         #: events waiting on this bus and not claimed yet, in FIFO order (what a snapshot writes as the queue)
         self._queue: dict[BaseEvent[Any], None] = {}
         self._in_flight = 0
@@ -480,7 +482,8 @@ class EventBus:
         stream = self._send_stream
         if stream is not None:
             stream.send_nowait(event)
-            if self._arrival is not None:
+            arrival = self._arrival
+            if arrival is not None and arrival.parked:
                 if frame is not None and frame.result._stepping:
                     wakes = frame.result._wakes
                     if wakes is None:
@@ -517,14 +520,13 @@ class EventBus:
         emitted here) is skipped when queue-jumps already claimed everything it would find, unless the
         stream holds enough claimed copies to be worth draining."""
         arrival = self._arrival
-        if arrival is None:
+        if arrival is None or not arrival.parked:
             return
         if deferred and not self._queue:
             stream = self._send_stream
             if stream is None or stream.statistics().current_buffer_used < _CLAIMED_COPIES_BEFORE_DRAIN:
                 return
-        self._arrival = None
-        arrival.set()
+        arrival.wake()
 
     # ------------------------------------------------------------------ bookkeeping hooks for the runtime
     def _on_dequeued(self) -> None:
@@ -753,6 +755,7 @@ class EventBus:
         self._loop_thread = threading.get_ident()
         self._token = anyio.lowlevel.current_token()
         self._cancelled_exc = anyio.get_cancelled_exc_class()
+        self._arrival = make_parker(self._cancelled_exc)
         self._limiter = CapacityLimiter(1)
         self._thread_limiter = CapacityLimiter(40)
         send, receive = anyio.create_memory_object_stream[BaseEvent[Any]](math.inf)

@@ -784,6 +784,8 @@ async def run_loop(bus: EventBus) -> None:
     assert work_tg is not None
     event: BaseEvent[Any] | None = None
     yield_first = checkpoint_is_cheap(bus._cancelled_exc)
+    arrival = bus._arrival
+    assert arrival is not None
     yielded = False
     try:
         while True:
@@ -798,8 +800,7 @@ async def run_loop(bus: EventBus) -> None:
                     await checkpoint()
                     continue
                 yielded = False
-                arrival = bus._arrival = anyio.Event()  # emit sets it
-                await arrival.wait()
+                await arrival.park()  # emit wakes it
                 continue
             else:
                 yielded = False
