@@ -115,16 +115,16 @@ class EventRun:
         self.timed_out = False
         self.rows = rows
 
-    def new_scope(self, now: float | None = None) -> CancelScope:
-        """An event-level scope with this run's deadline (already cancelled if the run was). ``now`` is
-        ``anyio.current_time()`` when the caller already read it."""
+    def deadline(self, now: float) -> float:
+        """This run's budget as an anyio deadline (``now`` is ``anyio.current_time()``)."""
         timeout = self.timeout
-        if timeout is None:
-            deadline = math.inf
-        else:
-            if now is None:
-                now = anyio.current_time()
-            deadline = now - (perf_counter() - self.started) + timeout
+        return math.inf if timeout is None else now - (perf_counter() - self.started) + timeout
+
+    def new_scope(self, deadline: float | None = None) -> CancelScope:
+        """An event-level scope (already cancelled if the run was), with this run's deadline unless the
+        caller gives one (``math.inf`` to arm it later)."""
+        if deadline is None:
+            deadline = self.deadline(anyio.current_time()) if self.timeout is not None else math.inf
         scope = CancelScope(deadline=deadline)
         if self.cancel_reason is not None:
             scope.cancel()
@@ -158,15 +158,26 @@ async def _await_value(value: Any) -> Any:
     return await value
 
 
+#: Deadlines to set on the handler's scopes when it first suspends: (event scope, its deadline, handler
+#: scope, its deadline); either scope may be None.
+_Deadlines = tuple[CancelScope | None, float, CancelScope | None, float]
+
+
 @types.coroutine
-def _drive(ctx: Context, coro: Any, row: EventResult[Any]) -> Generator[Any, Any, Any]:
+def _drive(
+    ctx: Context, coro: Any, row: EventResult[Any], deadlines: _Deadlines | None = None
+) -> Generator[Any, Any, Any]:
     """Run a handler coroutine to completion with every step inside ``ctx``: the handler sees the emit-time
     context although it runs in the processing task (no task per handler). Yielded values pass through
     untouched, so the backend's scheduling and cancellation work as for any awaited coroutine.
 
     While a step runs, ``row._stepping`` is set: a bus the handler emits to wakes its runloop only at the
     end of the step. A handler that emits a child and awaits it in the same step (a queue-jump) has
-    processed it by then, so the other bus's runloop is not woken just to find its queue empty."""
+    processed it by then, so the other bus's runloop is not woken just to find its queue empty.
+
+    ``deadlines`` are set on their (already entered) scopes when the handler first suspends. A handler can
+    only be interrupted while suspended, so this is the same as arming them up front, minus a timer per
+    handler that finishes without suspending (most of them)."""
     run = ctx.run
     send = coro.send
     throw = coro.throw
@@ -183,6 +194,9 @@ def _drive(ctx: Context, coro: Any, row: EventResult[Any]) -> Generator[Any, Any
                 row._stepping = False
                 if row._wakes is not None:
                     _wake_deferred(row)
+            if deadlines is not None:
+                _arm(deadlines)
+                deadlines = None
             error = None
             try:
                 value = yield yielded
@@ -190,6 +204,14 @@ def _drive(ctx: Context, coro: Any, row: EventResult[Any]) -> Generator[Any, Any
                 error = exc
     finally:
         coro.close()
+
+
+def _arm(deadlines: _Deadlines) -> None:
+    event_scope, event_deadline, handler_scope, handler_deadline = deadlines
+    if event_scope is not None and event_deadline != math.inf:
+        event_scope.deadline = event_deadline
+    if handler_scope is not None and handler_deadline != math.inf:
+        handler_scope.deadline = handler_deadline
 
 
 def _wake_deferred(row: EventResult[Any]) -> None:
@@ -217,6 +239,7 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
     row, run, event, bus = frame.result, frame.run, frame.event, frame.bus
     handler = row.handler
     now = None if timeout is None and run.timeout is None else anyio.current_time()
+    event_deadline = math.inf
     if run.scope_active or not (
         run.timeout is not None
         or run.first
@@ -225,16 +248,21 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
     ):
         event_scope = None
     else:
-        event_scope = run.new_scope(now)
+        if now is not None:
+            event_deadline = run.deadline(now)
+        event_scope = run.new_scope(math.inf)  # armed by _arm when the handler first suspends
     deadline = math.inf if timeout is None or now is None else now + timeout
     handler_scope: CancelScope | None = None
     if (
         (event_scope is None and timeout is not None)
-        or (event_scope is not None and deadline < event_scope.deadline)
+        or (event_scope is not None and deadline < event_deadline)
         or (run.first and run.parallel)
     ):
-        handler_scope = CancelScope(deadline=deadline)
+        handler_scope = CancelScope()  # armed with ``deadline`` likewise
     row._cancel_scope = handler_scope
+    deadlines: _Deadlines | None = None
+    if event_deadline != math.inf or (handler_scope is not None and deadline != math.inf):
+        deadlines = (event_scope, event_deadline, handler_scope, deadline)
     value: Any = _INTERRUPTED
     with event_scope if event_scope is not None else _NO_SCOPE:
         if event_scope is not None:
@@ -242,15 +270,17 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
         try:
             with handler_scope if handler_scope is not None else _NO_SCOPE:
                 if awaitable is not None:
-                    value = await _drive(ctx, awaitable, row)
+                    value = await _drive(ctx, awaitable, row, deadlines)
                 elif handler.run_in_thread:
+                    if deadlines is not None:
+                        _arm(deadlines)  # the thread starts at once: arm now
                     value = await anyio.to_thread.run_sync(
                         _enter_in, ctx, frame, abandon_on_cancel=True, limiter=bus._thread_limiter
                     )
                 else:
                     fn = handler.handler
                     assert fn is not None
-                    value = await _drive(ctx, ctx.run(_enter, frame, fn, event), row)
+                    value = await _drive(ctx, ctx.run(_enter, frame, fn, event), row, deadlines)
         except bus._cancelled_exc as exc:
             if not is_cancelling(exc):
                 _record_stray_cancellation(event, row, exc)

@@ -154,6 +154,43 @@ async def test_own_deadline_gives_timeout_error_and_bus_continues() -> None:
         await event.event_result()
 
 
+async def test_a_budget_spent_before_the_first_await_interrupts_the_handler_at_that_await() -> None:
+    """Deadlines are armed when a handler first suspends (one that never suspends cannot be interrupted
+    anyway): a handler that spent its whole budget computing is interrupted at its first await, and one
+    that finishes without awaiting keeps its result, whichever limit ran out."""
+    import time
+
+    def spin(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    with anyio.fail_after(5):
+        async with EventBus("TOSpent") as bus:
+
+            async def computes_then_awaits(event: TOWork) -> str:
+                spin(0.03)
+                await anyio.lowlevel.checkpoint()
+                return "unreachable"
+
+            async def computes_only(event: TONext) -> str:
+                spin(0.03)
+                return "kept"
+
+            handler_limited = bus.on(TOWork, computes_then_awaits, handler_timeout=0.01)
+            handler_event = await bus.emit(TOWork())
+            bus.off(TOWork, handler_limited)
+            bus.on(TOWork, computes_then_awaits)
+            event_limited = await bus.emit(TOWork(event_timeout=0.01))
+            bus.on(TONext, computes_only, handler_timeout=0.01)
+            finished = await bus.emit(TONext(event_timeout=0.01))
+    (row,) = handler_event.event_results.values()
+    assert isinstance(row.error, EventHandlerTimeoutError)
+    (row,) = event_limited.event_results.values()
+    assert isinstance(row.error, EventHandlerAbortedError)
+    assert await finished.event_result() == "kept"
+
+
 async def test_event_deadline_while_running_aborts_and_pending_serial_handler_is_cancelled() -> None:
     ran: list[str] = []
     with anyio.fail_after(5):
