@@ -159,6 +159,8 @@ class EventBus:
         if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise ValueError(f"bus name must be an identifier not starting with '_', got {name!r}")
         self.name = self._unique_name(name)
+        self._label_name: str | None = None
+        self._label = ""
         self.event_concurrency: EventConcurrency = _validate_mode(
             "event_concurrency", event_concurrency or "bus-serial", EVENT_CONCURRENCY_VALUES
         )
@@ -229,7 +231,11 @@ class EventBus:
     @property
     def label(self) -> str:
         """``Name#abcd``: the name and the last four characters of the id (as in ``event_path``)."""
-        return f"{self.name}#{self.id[-4:]}"
+        name = self.name
+        if name is not self._label_name:  # computed again only when the name changed (once per emit)
+            self._label_name = name
+            self._label = f"{name}#{self.id[-4:]}"
+        return self._label
 
     @property
     def _queued(self) -> int:
@@ -498,7 +504,7 @@ class EventBus:
         if self._find_waiters:
             self._resolve_finders(event)
         if event._processed is not None:
-            _runtime._notify_progress(event)
+            _runtime.notify_progress(event)
         return event
 
     def _requeue(self, event: BaseEvent[Any]) -> None:
@@ -537,7 +543,7 @@ class EventBus:
             room.set()
 
     def _on_finished(self) -> None:
-        self._in_flight -= 1
+        """An event finished here and someone waits for idle (``_in_flight`` is already counted down)."""
         idle = self._idle
         if idle is not None and self._queued == 0 and self._in_flight == 0:
             if self._hooks is None or self._hooks.pending == 0:
@@ -553,9 +559,6 @@ class EventBus:
 
     def _is_idle(self) -> bool:
         return not self._queued and not self._in_flight and (self._hooks is None or not self._hooks.pending)
-
-    def _on_event_completed(self, event: BaseEvent[Any]) -> None:
-        self._history.on_completed(event)
 
     # ------------------------------------------------------------------ finding
     @overload

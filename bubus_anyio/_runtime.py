@@ -711,15 +711,23 @@ def _cancel_pending_rows(
 
 
 def finish_on_bus(bus: EventBus, event: BaseEvent[Any]) -> None:
-    """``bus`` is done with ``event``: count it down, complete it (and its ancestors) when nothing is left."""
+    """``bus`` is done with ``event``: count it down, complete it (and its ancestors) when nothing is left.
+    (Runs once per event and bus: ``notify_progress`` and ``bus._on_finished`` are written out here.)"""
     event.event_pending_bus_count -= 1
-    _notify_progress(event)
-    bus._on_finished()
+    signal = event._processed
+    if signal is not None:
+        event._processed = None
+        signal.set()
+    if _acquirers:
+        _wake_acquirers(event)
+    bus._in_flight -= 1
+    if bus._idle is not None:
+        bus._on_finished()
     if event.event_pending_bus_count == 0:
         maybe_complete(event)
 
 
-def _notify_progress(event: BaseEvent[Any]) -> None:
+def notify_progress(event: BaseEvent[Any]) -> None:
     signal = event._processed
     if signal is not None:
         event._processed = None
@@ -756,7 +764,7 @@ def complete(event: BaseEvent[Any]) -> None:
     if done is not None:
         done.set()
     for bus in event._buses:
-        bus._on_event_completed(event)
+        bus._history.on_completed(event)
         if bus._hooks is not None:
             bus._hooks.notify("on_event_change", event, "completed")
 
