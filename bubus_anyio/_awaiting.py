@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio import CancelScope, CapacityLimiter, WouldBlock
 
+from ._backend import make_signal
 from ._context import HandlerFrame, current_frame
 from ._errors import BusNotRunningError
 from ._runtime import DeadlockError, _acquirers, _wake_acquirers, claim, global_serial_limiter, process
@@ -35,11 +36,12 @@ def _limiter_for(bus: EventBus, event: BaseEvent[Any]) -> CapacityLimiter | None
     return global_serial_limiter()
 
 
-def _require_running(event: BaseEvent[Any]) -> None:
+def _require_running(event: BaseEvent[Any]) -> EventBus:
+    """A running bus of ``event``'s, or a :class:`BusNotRunningError` saying why none is."""
     buses = event._buses
     for bus in buses:
         if bus._running:
-            return
+            return bus
     if not buses:
         raise BusNotRunningError(
             f"{event.event_label} was never emitted on a bus, so nothing would process it"
@@ -205,7 +207,7 @@ async def wait_completed(event: BaseEvent[Any]) -> None:
     """Wait for completion in queue order, never processing the event here."""
     if event.event_status == "completed":
         return
-    _require_running(event)
+    running = _require_running(event)
     frame = current_frame.get()
     if frame is not None:
         _check_not_waiting_on_self(event, frame, "event_completed()")
@@ -219,5 +221,5 @@ async def wait_completed(event: BaseEvent[Any]) -> None:
                 )
     done = event._done
     if done is None:
-        done = event._done = anyio.Event()
+        done = event._done = make_signal(running._cancelled_exc)
     await done.wait()

@@ -1,5 +1,6 @@
 """The one backend-specific spot: telling a real cancellation from a stray ``CancelledError``, and how
-the runloop waits when its queue is empty (how long to spin first, and a one-waiter parking spot).
+the runloop waits when its queue is empty (how long to spin first, and a one-waiter parking spot), and a
+lighter completion signal for ``await event``.
 
 On trio a ``Cancelled`` exception only ever comes from a cancel scope. On asyncio a ``CancelledError`` can
 also escape from awaiting *another* task or future that someone cancelled; that is the handler's own error,
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio  # backend-specific on purpose: see the module docstring
 from typing import Any
 
-__all__ = ["Parker", "checkpoint_is_cheap", "is_cancelling", "make_parker"]
+__all__ = ["Parker", "Signal", "checkpoint_is_cheap", "is_cancelling", "make_parker", "make_signal"]
 
 
 def is_cancelling(exc: BaseException) -> bool:
@@ -110,3 +111,88 @@ def make_parker(cancelled_exc_class: type[BaseException]) -> Parker:
     if issubclass(cancelled_exc_class, asyncio.CancelledError):
         return _AsyncioParker()
     return _TrioParker()
+
+
+class Signal:
+    """A one-shot flag many tasks can wait for (an event's completion): a lighter ``anyio.Event`` made
+    once per awaited event, which on trio saves the wrapper and its parking lot. :meth:`wait` returns at
+    once (after a checkpoint) when the flag is already set."""
+
+    __slots__ = ("_flag", "_waiters")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._waiters: list[Any] = []
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        raise NotImplementedError
+
+    async def wait(self) -> None:
+        raise NotImplementedError
+
+
+class _AsyncioSignal(Signal):
+    __slots__ = ()
+
+    def set(self) -> None:
+        self._flag = True
+        waiters, self._waiters = self._waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
+
+    async def wait(self) -> None:
+        if self._flag:
+            await asyncio.sleep(0)  # still a checkpoint, as anyio.Event.wait is
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            await future
+        except BaseException:  # cancelled while waiting: leave the list
+            if future in self._waiters:
+                self._waiters.remove(future)
+            raise
+
+
+class _TrioSignal(Signal):
+    __slots__ = ()
+
+    def set(self) -> None:
+        self._flag = True
+        waiters, self._waiters = self._waiters, []
+        if waiters:
+            reschedule = _trio_lowlevel().reschedule
+            for task in waiters:
+                reschedule(task)
+
+    async def wait(self) -> None:
+        lowlevel = _trio_lowlevel()
+        if self._flag:
+            await lowlevel.checkpoint()
+            return
+        task = lowlevel.current_task()
+        self._waiters.append(task)
+        succeeded = lowlevel.Abort.SUCCEEDED
+
+        def abort(_: Any) -> Any:
+            self._waiters.remove(task)
+            return succeeded
+
+        await lowlevel.wait_task_rescheduled(abort)
+
+
+def _trio_lowlevel() -> Any:
+    import trio  # backend-specific on purpose: only imported when running on trio (cached after that)
+
+    return trio.lowlevel
+
+
+def make_signal(cancelled_exc_class: type[BaseException]) -> Signal:
+    """The signal for the running backend (told apart by its cancellation exception class)."""
+    if issubclass(cancelled_exc_class, asyncio.CancelledError):
+        return _AsyncioSignal()
+    return _TrioSignal()

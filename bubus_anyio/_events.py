@@ -33,6 +33,7 @@ import anyio
 import attrs
 import orjson
 
+from ._backend import Signal
 from ._context import current_frame
 from ._errors import BusNotRunningError, EventValidationError
 from ._ids import new_id, normalize_uuid
@@ -311,7 +312,7 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
     event_results: dict[str, EventResult[T]] = attrs.field(factory=_new_results, repr=False)
 
     # Runtime state: never serialised, never compared.
-    _done: anyio.Event | None = attrs.field(default=None, init=False, repr=False)
+    _done: Signal | None = attrs.field(default=None, init=False, repr=False)
     _processed: anyio.Event | None = attrs.field(default=None, init=False, repr=False)
     _context: contextvars.Context | None = attrs.field(default=None, init=False, repr=False)
     _buses: list[EventBus] = attrs.field(factory=_new_bus_list, init=False, repr=False)
