@@ -490,7 +490,13 @@ class EventBus:
             stream.send_nowait(event)
             arrival = self._arrival
             if arrival is not None and arrival.parked:
-                if frame is not None and frame.result._stepping:
+                # deferred only from a handler step of this same event loop (a handler on another loop
+                # reaches here through from_thread, with its frame in the copied context)
+                if (
+                    frame is not None
+                    and frame.result._stepping
+                    and frame.bus._loop_thread == self._loop_thread
+                ):
                     wakes = frame.result._wakes
                     if wakes is None:
                         frame.result._wakes = [self]

@@ -232,20 +232,14 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
     already holds the outcome. Sync handlers never get here: they cannot be interrupted, so they need no
     scope, which keeps the common path free of cancel-scope costs.
 
-    The event-level scope exists to stop this run from outside: its deadline, a ``first()`` winner, or an
-    ancestor that timed out (``EventRun.cancel``). A root event with neither a timeout nor ``first`` has none
-    of these (only events emitted inside handlers are ever anyone's descendants), so its handlers run
-    without one; the bus's own scope still stops them when the bus stops."""
+    Every run needs its event-level scope, even a root event's without a timeout: a handler of another
+    event may emit the running event elsewhere and so adopt it as a child, and that handler's timeout must
+    then abort it (``EventRun.cancel``)."""
     row, run, event, bus = frame.result, frame.run, frame.event, frame.bus
     handler = row.handler
     now = None if timeout is None and run.timeout is None else anyio.current_time()
     event_deadline = math.inf
-    if run.scope_active or not (
-        run.timeout is not None
-        or run.first
-        or event.event_parent_id is not None
-        or run.cancel_reason is not None
-    ):
+    if run.scope_active:
         event_scope = None
     else:
         if now is not None:

@@ -257,3 +257,50 @@ class TestMemory:
                 assert [ref() for ref in refs] == [None, None]
         finally:
             gc.enable()
+
+
+class PlParent(BaseEvent[str]):
+    pass
+
+
+class PlChild(BaseEvent[str]):
+    pass
+
+
+@pytest.mark.anyio
+async def test_awaiting_an_ancestor_from_a_task_spawned_by_a_finished_child_is_a_deadlock_error() -> None:
+    """The parent's handler owns a task group; its child's handler starts a worker in it (the worker keeps
+    the child's frame) that awaits the parent: the parent's handler waits for the worker, the worker for
+    the parent. That is a DeadlockError at once, although the child has completed by then and holds its
+    parent only weakly. (Regression: the ancestor walks once stopped at a completed child, and this hung
+    until the event timeout.)"""
+    outcome: list[str] = []
+    with anyio.fail_after(2):
+        async with EventBus("PlBus", event_timeout=0.3) as bus:
+            groups: list[anyio.abc.TaskGroup] = []
+
+            async def on_parent(event: PlParent) -> str:
+                async with anyio.create_task_group() as tg:
+                    groups.append(tg)
+                    await bus.emit(PlChild())
+                return "parent"
+
+            async def on_child(event: PlChild) -> str:
+                parent = event.event_parent
+                assert parent is not None
+
+                async def worker() -> None:
+                    try:
+                        await parent
+                        outcome.append("returned")
+                    except Exception as exc:
+                        outcome.append(type(exc).__name__)
+
+                groups[0].start_soon(worker)
+                return "child"
+
+            bus.on(PlParent, on_parent)
+            bus.on(PlChild, on_child)
+            parent_event = await bus.emit(PlParent())
+    assert outcome == ["DeadlockError"], [row.error for row in parent_event.event_results.values()]
+    assert await parent_event.event_result() == "parent"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from bubus_anyio import BaseEvent, DeadlockError, EventBus
@@ -425,3 +426,59 @@ async def test_copies_of_children_claimed_by_queue_jumps_do_not_pile_up_on_the_o
                 await bus_a.emit(QJParent())
                 most = max(most, stream.statistics().current_buffer_used)
             assert 0 < most <= 64
+
+
+# ------------------------------------------------------------------ queue-jumps still let others run
+class QJTick(BaseEvent[str]):
+    pass
+
+
+async def test_a_handler_awaiting_many_children_still_times_out() -> None:
+    """Queue-jumps yield once every 16 events processed inline (as the runloop does for a backlog), so a
+    handler awaiting child after child whose handlers never suspend is still interrupted by its timeout.
+    (Regression: once a cross-bus queue-jump stopped going through a checkpoint, such a handler could not
+    be interrupted at all.)"""
+    import time
+
+    with anyio.fail_after(5):
+        async with EventBus("QJManyA") as bus_a, EventBus("QJManyB") as bus_b:
+            bus_b.on(QJTick, lambda event: time.sleep(0.002) or "tick")
+
+            async def outer(event: QJParent) -> str:
+                for _ in range(100):
+                    await bus_b.emit(QJTick())
+                return "finished"
+
+            bus_a.on(QJParent, outer, handler_timeout=0.05)
+            event = await bus_a.emit(QJParent())
+    (row,) = event.event_results.values()
+    assert row.status == "error"
+    assert "timed out after 0.05s" in str(row.error)
+
+
+async def test_other_tasks_get_a_turn_at_least_every_16_queue_jumps() -> None:
+    ticks: list[int] = []
+    with anyio.fail_after(5):
+        async with EventBus("QJTurnA") as bus_a, EventBus("QJTurnB") as bus_b:
+            bus_b.on(QJTick, lambda event: "tick")
+
+            async def outer(event: QJParent) -> str:
+                for _ in range(160):
+                    await bus_b.emit(QJTick())
+                return "finished"
+
+            bus_a.on(QJParent, outer)
+            async with anyio.create_task_group() as tg:
+
+                async def ticker() -> None:
+                    while True:
+                        ticks.append(1)
+                        await anyio.lowlevel.checkpoint()
+
+                tg.start_soon(ticker)
+                await anyio.lowlevel.checkpoint()
+                before = len(ticks)
+                await bus_a.emit(QJParent())
+                during = len(ticks) - before
+                tg.cancel_scope.cancel()
+    assert during >= 160 // 16 - 1

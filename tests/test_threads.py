@@ -1,4 +1,5 @@
-"""Sync handlers offloaded with ``run_in_thread=True``: thread identity, emitting from the thread, timeouts."""
+"""Threads: sync handlers offloaded with ``run_in_thread=True`` (thread identity, emitting from the thread,
+timeouts), and buses on event loops in other threads."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import time
 from typing import Any
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
 import pytest
 
 from bubus_anyio import (
@@ -166,3 +170,59 @@ async def test_thread_handler_timeout_abandons_thread() -> None:
     assert row.error.timeout == 0.05
     assert event.event_results[h_after.id].result == "after"
     assert row.result is None  # the abandoned thread's late value is never recorded
+
+
+class XlPing(BaseEvent[None]):
+    pass
+
+
+class XlGo(BaseEvent[bool]):
+    pass
+
+
+async def test_child_emitted_into_a_bus_on_another_event_loop_is_processed() -> None:
+    """An async handler on one event loop emits into a bus running on another loop (in another thread):
+    the other bus's runloop is woken there, at once, and processes the event. (Regression: wake-ups made
+    during a handler's step are deferred to the end of the step; the deferral once crossed event loops and
+    the remote runloop was never woken.)"""
+    done = threading.Event()
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def serve_remote() -> None:
+        box["stop"] = stop = anyio.Event()
+        box["token"] = anyio.lowlevel.current_token()
+        async with EventBus("XlRemote", event_slow_timeout=None, event_handler_slow_timeout=None) as remote:
+            remote.on(XlPing, lambda event: done.set())
+            box["bus"] = remote
+            ready.set()
+            await stop.wait()
+
+    # the remote loop is asyncio for both local backends (trio forbids blocking into a trio run from a
+    # trio thread, so trio -> trio is not a supported setup even before the change)
+    thread = threading.Thread(target=lambda: anyio.run(serve_remote, backend="asyncio"), daemon=True)
+    thread.start()
+    with anyio.fail_after(2):
+        try:
+            assert await anyio.to_thread.run_sync(ready.wait, 1.0)
+            remote: EventBus = box["bus"]
+            await anyio.sleep(0.05)  # the remote runloop parks on its empty queue
+            with anyio.move_on_after(0.5) as scope:
+                async with EventBus(
+                    "XlLocal", event_slow_timeout=None, event_handler_slow_timeout=None
+                ) as local:
+
+                    async def handler(event: XlGo) -> bool:
+                        remote.emit(XlPing())
+                        time.sleep(0.05)  # noqa: ASYNC251  # same step: the remote loop goes back to sleep meanwhile
+                        # wait here (not after returning) so the child completes while this handler
+                        # runs and the parent completes on this loop, whatever the thread timing
+                        return await anyio.to_thread.run_sync(done.wait, 0.5)
+
+                    local.on(XlGo, handler)
+                    go = await local.emit(XlGo())
+        finally:
+            anyio.from_thread.run_sync(box["stop"].set, token=box["token"])
+            await anyio.to_thread.run_sync(thread.join, 0.5)
+    assert not scope.cancelled_caught
+    assert await go.event_result() is True, "the remote bus never processed XlPing: its runloop was not woken"

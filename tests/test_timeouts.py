@@ -498,3 +498,47 @@ async def test_a_timeout_logs_the_tree_of_what_it_interrupted(
     assert "TIMEOUT HERE (limit 0.05s)" in tree
     assert "INTERRUPTED" in tree
     assert "never started" in tree
+
+
+class RsRoot(BaseEvent[str]):
+    pass
+
+
+class RsTrigger(BaseEvent[None]):
+    pass
+
+
+async def test_running_root_event_adopted_by_a_timed_out_handler_is_aborted() -> None:
+    """A running root event that a handler of another event emits elsewhere becomes that handler's child;
+    when that handler times out, the root's running handler is aborted like any descendant's (SPEC §2),
+    although the root had no parent, and no timeout, when its handler started. (Regression: runs of such
+    events once got no event-level cancel scope, so nothing could stop them.)"""
+    with anyio.fail_after(2):
+        async with (
+            EventBus("RsOne", event_timeout=None) as one,
+            EventBus("RsTwo", event_timeout=None) as two,
+            EventBus("RsThree", event_timeout=None) as three,
+        ):
+            started = anyio.Event()
+
+            async def slow(event: RsRoot) -> str:
+                started.set()
+                await anyio.sleep(1)
+                return "finished"
+
+            one.on(RsRoot, slow)
+            root = one.emit(RsRoot())
+
+            async def adopt(event: RsTrigger) -> None:
+                three.emit(root)  # root becomes this handler's child
+                await anyio.sleep(1)
+
+            two.on(RsTrigger, adopt, handler_timeout=0.05)
+            await started.wait()
+            t0 = anyio.current_time()
+            await two.emit(RsTrigger())
+            await root
+            elapsed = anyio.current_time() - t0
+    assert root.event_parent_id is not None
+    row = next(row for row in root.event_results.values() if row.handler.eventbus_name == "RsOne")
+    assert isinstance(row.error, EventHandlerAbortedError), (row.status, row.result, elapsed)
