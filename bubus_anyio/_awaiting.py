@@ -19,7 +19,8 @@ from anyio.lowlevel import checkpoint
 from ._backend import make_signal
 from ._context import HandlerFrame, current_frame
 from ._errors import BusNotRunningError
-from ._runtime import DeadlockError, _acquirers, _wake_acquirers, claim, global_serial_limiter, process
+from ._runloop import process
+from ._runtime import DeadlockError, _acquirers, _wake_acquirers, claim, global_serial_limiter
 
 if TYPE_CHECKING:
     from ._bus import EventBus

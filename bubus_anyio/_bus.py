@@ -15,9 +15,8 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from contextvars import copy_context
-from operator import attrgetter
 from types import TracebackType
-from typing import Any, TypeVar, cast, overload
+from typing import Any, cast
 
 import anyio
 import attrs
@@ -25,11 +24,12 @@ from anyio import TASK_STATUS_IGNORED, CancelScope, CapacityLimiter, WouldBlock
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from . import _awaiting, _runtime
+from . import _awaiting, _runloop, _runtime
 from ._backend import Parker, make_parker
 from ._context import current_frame
 from ._errors import BusNotRunningError, QueueFullError
 from ._events import BaseEvent
+from ._finding import E, FindMixin, _FindWaiter, _running_names, pattern_key
 from ._handlers import _UNSET, EventHandler, HandlerCallable
 from ._history import EventHistory
 from ._ids import new_id, normalize_uuid
@@ -44,7 +44,6 @@ from ._modes import (
 )
 from ._monitor import SlowMonitor
 from ._runtime import DeadlockError
-from ._time import format_ns, now_ns
 
 __all__ = ["BusStatistics", "EventBus"]
 
@@ -54,12 +53,7 @@ logger = logging.getLogger("bubus_anyio")
 #: (``_wake_runloop(deferred=True)``) still happens once this many have piled up, so they never accumulate.
 _CLAIMED_COPIES_BEFORE_DRAIN = 64
 
-E = TypeVar("E", bound=BaseEvent[Any])
-
 EventPattern = type[BaseEvent[Any]] | str
-
-#: Names of buses that are running now (inside their ``async with``/``run``), for clash detection.
-_running_names: dict[str, EventBus] = {}
 
 
 @attrs.frozen
@@ -77,14 +71,6 @@ class BusStatistics:
     limiter_waiting: int
 
 
-@attrs.define(eq=False)
-class _FindWaiter:
-    event_type: str
-    matches: Callable[[BaseEvent[Any]], bool]
-    signal: anyio.Event
-    result: BaseEvent[Any] | None = None
-
-
 def _validate_timeout(name: str, value: object) -> float | None:
     if value is None:
         return None
@@ -99,22 +85,7 @@ def _validate_mode(name: str, value: str, allowed: frozenset[str]) -> Any:
     return str(value)
 
 
-def pattern_key(pattern: object) -> str:
-    """The index key for a pattern: an event class's type name, a type string, or ``'*'``."""
-    if isinstance(pattern, str):
-        if not pattern:
-            raise TypeError("event pattern must not be empty (use '*' for every event)")
-        return pattern
-    if isinstance(pattern, type) and issubclass(pattern, BaseEvent):
-        if pattern is BaseEvent:
-            raise TypeError("BaseEvent matches every event: use the pattern '*' for that")
-        return pattern._bubus_event_type
-    raise TypeError(
-        f"event pattern must be a BaseEvent subclass, an event type string or '*', got {pattern!r}"
-    )
-
-
-class EventBus:
+class EventBus(FindMixin):
     """An in-memory async event bus.
 
     :param name: an identifier (default ``EventBus_<8 chars of id>``); a clash with a running bus warns and
@@ -566,147 +537,6 @@ class EventBus:
     def _is_idle(self) -> bool:
         return not self._queued and not self._in_flight and (self._hooks is None or not self._hooks.pending)
 
-    # ------------------------------------------------------------------ finding
-    @overload
-    async def find(
-        self,
-        pattern: type[E],
-        *,
-        where: Callable[[E], bool] | None = None,
-        child_of: BaseEvent[Any] | None = None,
-        past: bool | float = True,
-        future: bool | float = False,
-        **fields: Any,
-    ) -> E | None: ...
-    @overload
-    async def find(
-        self,
-        pattern: str,
-        *,
-        where: Callable[[BaseEvent[Any]], bool] | None = None,
-        child_of: BaseEvent[Any] | None = None,
-        past: bool | float = True,
-        future: bool | float = False,
-        **fields: Any,
-    ) -> BaseEvent[Any] | None: ...
-    async def find(
-        self,
-        pattern: Any,
-        *,
-        where: Callable[[Any], bool] | None = None,
-        child_of: BaseEvent[Any] | None = None,
-        past: bool | float = True,
-        future: bool | float = False,
-        **fields: Any,
-    ) -> Any:
-        """The most recent matching event from history, or the next one emitted.
-
-        :param past: True searches all history, False none, a number only events created in the last N s
-        :param future: False returns at once, True waits for a matching emit, a number waits up to N s
-        :param where: a predicate on the event
-        :param child_of: only descendants of this event
-        :param fields: exact equality on any attribute (``event_status='completed'``, payload fields...)
-        :return: the event, or None (nothing matched in time, or the bus stopped)
-        """
-        key = pattern_key(pattern)
-        if past is False and future is False:
-            return None
-
-        def matches(event: BaseEvent[Any]) -> bool:
-            if key != "*" and event.event_type != key:
-                return False
-            for name, value in fields.items():
-                if getattr(event, name, _MISSING) != value:
-                    return False
-            if child_of is not None and not self.event_is_child_of(event, child_of):
-                return False
-            return where is None or bool(where(event))
-
-        if past is not False:
-            found = self._find_past(key, past, fields, matches)
-            if found is not None:
-                return found
-        if future is False or self._closed:
-            return None
-        waiter = _FindWaiter(key, matches, anyio.Event())
-        self._find_waiters.append(waiter)
-        try:
-            with anyio.move_on_after(None if future is True else float(future)):
-                await waiter.signal.wait()
-        finally:
-            if waiter in self._find_waiters:
-                self._find_waiters.remove(waiter)
-        return waiter.result
-
-    def _find_past(
-        self,
-        key: str,
-        past: bool | float,
-        fields: dict[str, Any],
-        matches: Callable[[BaseEvent[Any]], bool],
-    ) -> BaseEvent[Any] | None:
-        """Newest-first search of the history (the per-type index when a type is given). Field filters are
-        compared with one ``attrgetter`` call per event before the full predicate runs."""
-        cutoff = None if past is True else format_ns(now_ns() - int(float(past) * 1e9))
-        if "event_id" in fields:  # the id index answers at once
-            event = self._history.get(fields["event_id"])
-            if event is None or (cutoff is not None and event.event_created_at < cutoff):
-                return None
-            return event if matches(event) else None
-        getter = attrgetter(*fields) if fields else None
-        wanted: Any = next(iter(fields.values())) if len(fields) == 1 else tuple(fields.values())
-        for event in self._history.newest_first(None if key == "*" else key):
-            if cutoff is not None and event.event_created_at < cutoff:
-                continue
-            if getter is not None:
-                try:
-                    if getter(event) != wanted:
-                        continue
-                except AttributeError:
-                    continue
-            if matches(event):
-                return event
-        return None
-
-    def _resolve_finders(self, event: BaseEvent[Any]) -> None:
-        for waiter in list(self._find_waiters):
-            if waiter.result is None and waiter.matches(event):
-                waiter.result = event
-                self._find_waiters.remove(waiter)
-                waiter.signal.set()
-
-    def event_is_child_of(self, event: BaseEvent[Any], ancestor: BaseEvent[Any]) -> bool:
-        """True when ``ancestor`` is a parent, grandparent... of ``event`` (an event is not its own child)."""
-        target = ancestor.event_id
-        seen: set[str] = set()
-        current: BaseEvent[Any] | None = event
-        while current is not None:
-            parent_id = current.event_parent_id
-            if parent_id is None or parent_id in seen:
-                return False
-            if parent_id == target:
-                return True
-            seen.add(parent_id)
-            parent = current.event_parent
-            current = (
-                parent if parent is not None and parent.event_id == parent_id else self._lookup(parent_id)
-            )
-        return False
-
-    def event_is_parent_of(self, event: BaseEvent[Any], descendant: BaseEvent[Any]) -> bool:
-        """True when ``event`` is an ancestor of ``descendant``."""
-        return self.event_is_child_of(descendant, event)
-
-    def _lookup(self, event_id: str) -> BaseEvent[Any] | None:
-        found = self._history.get(event_id)
-        if found is not None:
-            return found
-        for bus in list(_running_names.values()):
-            found = bus._history.get(event_id)
-            if found is not None:
-                return found
-        return None
-
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> EventBus:
         if self._running or self._closed:
@@ -783,7 +613,7 @@ class EventBus:
                     if self._hooks is not None:
                         work_tg.start_soon(self._hooks.deliver_forever)
                     task_status.started()
-                    await _runtime.run_loop(self)
+                    await _runloop.run_loop(self)
         finally:
             self._shut_down()
 
@@ -932,9 +762,6 @@ class EventBus:
         text = render_tree(self)
         logger.debug("%s", text)
         return text
-
-
-_MISSING = object()
 
 
 def _run_in_copied_context(fn: Callable[[E], E], event: E) -> E:

@@ -589,7 +589,7 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
             value = kwargs["result"]
             check = self._result_check
             if check is not None and not isinstance(value, BaseEvent) and not check(value):
-                from ._runtime import schema_error
+                from ._calling import schema_error
 
                 kwargs.pop("result")
                 kwargs["error"] = schema_error(self, row, value)

@@ -53,7 +53,7 @@ class EventResult(Generic[T]):
     _cancel_scope: anyio.CancelScope | None = attrs.field(default=None, init=False, repr=False)
     _abort_reason: str | None = attrs.field(default=None, init=False, repr=False)
     #: True while one step of the (async) handler runs: emits made then defer their runloop wake-ups
-    #: to the end of the step (see ``_runtime._drive``).
+    #: to the end of the step (see ``_calling._drive``).
     _stepping: bool = attrs.field(default=False, init=False, repr=False)
     _wakes: list[Any] | None = attrs.field(default=None, init=False, repr=False)
 

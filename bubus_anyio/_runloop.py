@@ -1,0 +1,220 @@
+"""Processing events on a bus: ``process`` runs a claimed event's handlers under its policy and timeout,
+and ``run_loop`` feeds it, in FIFO order, from the bus's stream.
+
+Hot path (per event, serial modes): the runloop receives the event, takes the event limiter without a
+checkpoint when it is free, claims the event, creates one row per handler, calls each handler
+(``_calling.run_handler``), and the event completes when the last bus finishes it. Serial events are
+processed in the runloop task, parallel ones in a task each; the runloop checkpoints once every
+``_EVENTS_PER_CHECKPOINT`` events while it drains a backlog. ``process`` is also what a queue-jump
+(``_awaiting``) calls to process a child inline in the awaiting handler's task.
+
+Builds on ``_calling`` and ``_runtime``; neither imports this module.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio import CapacityLimiter, WouldBlock
+from anyio.lowlevel import checkpoint
+
+from ._backend import checkpoint_is_cheap
+from ._calling import _abort_reason, _log_timeout_tree, run_handler
+from ._context import HandlerFrame
+from ._events import BaseEvent
+from ._results import EventResult
+from ._runtime import (
+    EventRun,
+    _cancel_pending_rows,
+    cancel_descendants,
+    claim,
+    create_rows,
+    finish_on_bus,
+    global_serial_limiter,
+)
+from ._time import new_timestamp
+
+if TYPE_CHECKING:
+    from ._bus import EventBus
+
+__all__ = ["process", "run_loop"]
+
+
+async def process(
+    bus: EventBus, event: BaseEvent[Any], held: frozenset[CapacityLimiter], parent_frame: HandlerFrame | None
+) -> None:
+    """Process a claimed event on ``bus``: run its handlers under the event's policy and timeout."""
+    rows = create_rows(bus, event)
+    hooks = bus._hooks
+    if not rows and hooks is None:  # nothing to run here (a child forwarded past this bus, say)
+        if event.event_status == "pending":
+            event.event_status = "started"
+            event.event_started_at = new_timestamp()
+        finish_on_bus(bus, event)
+        return
+    timeout = event.event_timeout if event.event_timeout is not None else bus.event_timeout
+    run = EventRun(bus, event, timeout, parent_frame, rows)
+    runs = event._runs
+    runs.append(run)
+    run.first = (event.event_handler_completion or bus.event_handler_completion) == "first"
+    monitor = bus._monitor
+    if monitor is not None:
+        monitor.watch_run(
+            run, event.event_slow_timeout if event.event_slow_timeout is not None else bus.event_slow_timeout
+        )
+    if hooks is not None:
+        hooks.notify("on_event_change", event, "pending")
+        for row in rows:
+            hooks.notify("on_event_result_change", event, row, "pending")
+    if event.event_status == "pending":
+        event.event_status = "started"
+        if not rows:
+            event.event_started_at = new_timestamp()
+        # else: stamped by the first handler to start (one clock reading for both, as bubus's Python does)
+    if hooks is not None:
+        hooks.notify("on_event_change", event, "started")
+    try:
+        if rows:
+            run.parallel = (event.event_handler_concurrency or bus.event_handler_concurrency) == "parallel"
+            if run.parallel and len(rows) > 1:
+                await _run_parallel(bus, event, rows, run, held)
+            else:
+                for row in rows:
+                    if run.stopped:
+                        break
+                    await run_handler(bus, event, row, run, held)
+            if run.stopped:
+                _cancel_pending_rows(bus, event, rows, _stop_reason(run))
+                if run.timed_out:
+                    cancel_descendants(
+                        [c for row in rows for c in row.event_children],
+                        f"its parent event {event.event_label} timed out after {timeout}s",
+                    )
+                    _log_timeout_tree(f"{event.event_label} timed out after {timeout}s on {bus.label}", event)
+    except BaseException:
+        _cancel_pending_rows(bus, event, rows, _abort_reason(run))
+        raise
+    finally:
+        runs.remove(run)
+        if monitor is not None:
+            monitor.unwatch_run(run)
+        finish_on_bus(bus, event)
+
+
+async def _run_parallel(
+    bus: EventBus,
+    event: BaseEvent[Any],
+    rows: list[EventResult[Any]],
+    run: EventRun,
+    held: frozenset[CapacityLimiter],
+) -> None:
+    """All handlers of the event at once. Sync handlers cannot overlap anything, so they run inline first
+    (no task each); the others start together in a task group inside the event-level scope."""
+    waiting: list[EventResult[Any]] = []
+    for row in rows:
+        handler = row.handler
+        if handler.is_async or handler.run_in_thread:
+            waiting.append(row)
+        else:
+            await run_handler(bus, event, row, run, held)
+    if not waiting or run.stopped:
+        return
+    if len(waiting) == 1:
+        await run_handler(bus, event, waiting[0], run, held)
+        return
+    scope = run.new_scope()
+    run.scope_active = True
+    try:
+        with scope:
+            async with anyio.create_task_group() as tg:
+                for row in waiting:
+                    tg.start_soon(run_handler, bus, event, row, run, held)
+    finally:
+        run.scope_active = False
+    if scope.cancelled_caught:
+        run.stopped = True
+        if run.cancel_reason is None:
+            run.timed_out = True
+
+
+def _stop_reason(run: EventRun) -> str:
+    if run.cancel_reason is None and not run.timed_out:
+        return "first() resolved"
+    return _abort_reason(run)
+
+
+_EVENTS_PER_CHECKPOINT = 16
+
+
+async def run_loop(bus: EventBus) -> None:
+    """Receive events in FIFO order; process serial ones inline (no task per event), spawn parallel ones.
+
+    While a backlog is waiting the loop takes events without a scheduling round each, yielding once every
+    ``_EVENTS_PER_CHECKPOINT`` events so other tasks (emitters, other buses) still get their turn."""
+    assert bus._receive_stream is not None
+    receive_nowait = bus._receive_stream.receive_nowait
+    budget = _EVENTS_PER_CHECKPOINT
+    bus_limiter = bus._limiter
+    assert bus_limiter is not None
+    bus_held = frozenset((bus_limiter,))
+    no_limiters: frozenset[CapacityLimiter] = frozenset()
+    default_mode = bus.event_concurrency
+    work_tg = bus._work_tg
+    assert work_tg is not None
+    event: BaseEvent[Any] | None = None
+    yield_first = checkpoint_is_cheap(bus._cancelled_exc)
+    arrival = bus._arrival
+    assert arrival is not None
+    yielded = False
+    try:
+        while True:
+            event = None
+            try:
+                event = receive_nowait()
+            except WouldBlock:
+                budget = _EVENTS_PER_CHECKPOINT
+                if yield_first and not yielded:
+                    # asyncio: one cheap yield often lets the emitter queue the next event
+                    yielded = True
+                    await checkpoint()
+                    continue
+                yielded = False
+                await arrival.park()  # emit wakes it
+                continue
+            else:
+                yielded = False
+                budget -= 1
+                if not budget:
+                    budget = _EVENTS_PER_CHECKPOINT
+                    await checkpoint()
+            if bus not in event._queued_on:
+                continue  # claimed by a queue-jump or a cancellation
+            mode = event.event_concurrency or default_mode
+            if mode == "parallel":
+                claim(bus, event)
+                work_tg.start_soon(process, bus, event, no_limiters, None)
+                continue
+            if mode == "bus-serial":
+                limiter = bus_limiter
+                held = bus_held
+            else:
+                limiter = global_serial_limiter()
+                held = frozenset((limiter,))
+            token = object()
+            try:
+                limiter.acquire_on_behalf_of_nowait(token)
+            except WouldBlock:
+                await limiter.acquire_on_behalf_of(token)
+            try:
+                if bus in event._queued_on:
+                    claim(bus, event)
+                    await process(bus, event, held, None)
+            finally:
+                limiter.release_on_behalf_of(token)
+    finally:
+        # Cancelled between taking an event off the stream and claiming it (at the periodic checkpoint or
+        # while waiting for the serial slot): put it back first in line, so the shutdown releases it
+        # (cancelled rows) instead of losing it.
+        if event is not None and bus in event._queued_on:
+            bus._backlog.appendleft(event)
