@@ -185,10 +185,16 @@ class _TrioSignal(Signal):
         await lowlevel.wait_task_rescheduled(abort)
 
 
-def _trio_lowlevel() -> Any:
-    import trio  # backend-specific on purpose: only imported when running on trio (cached after that)
+_trio_lowlevel_module: Any = None
 
-    return trio.lowlevel
+
+def _trio_lowlevel() -> Any:
+    global _trio_lowlevel_module
+    if _trio_lowlevel_module is None:
+        import trio  # backend-specific on purpose: only imported when running on trio
+
+        _trio_lowlevel_module = trio.lowlevel
+    return _trio_lowlevel_module
 
 
 def make_signal(cancelled_exc_class: type[BaseException]) -> Signal:
