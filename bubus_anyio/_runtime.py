@@ -176,16 +176,10 @@ def _cancel_pending_rows(
 
 
 def finish_on_bus(bus: EventBus, event: BaseEvent[Any]) -> None:
-    """``bus`` is done with ``event``: count it down, complete it (and its ancestors) when nothing is left.
-    (Runs once per event and bus: ``notify_progress`` and ``bus._on_finished`` are written out here.)"""
+    """``bus`` is done with ``event``: count it down, complete it (and its ancestors) when nothing is left."""
     event.event_pending_bus_count -= 1
-    signal = event._processed
-    if signal is not None:
-        event._processed = None
-        signal.set()
-    if _acquirers:
-        _wake_acquirers(event)
-    bus._in_flight -= 1
+    notify_progress(event)
+    bus._in_flight -= 1  # bus._on_finished() only matters to someone waiting for idle
     if bus._idle is not None:
         bus._on_finished()
     if event.event_pending_bus_count == 0:
@@ -193,6 +187,7 @@ def finish_on_bus(bus: EventBus, event: BaseEvent[Any]) -> None:
 
 
 def notify_progress(event: BaseEvent[Any]) -> None:
+    """``event`` moved on (queued, processed somewhere): wake who waits for that, and blocked slot waits."""
     signal = event._processed
     if signal is not None:
         event._processed = None
