@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio import CancelScope, CapacityLimiter, WouldBlock
-from anyio.lowlevel import checkpoint
 
 from ._backend import make_signal
 from ._context import HandlerFrame, current_frame
@@ -191,7 +190,7 @@ async def process_now(event: BaseEvent[Any], frame: HandlerFrame) -> None:
         _jumps_since_checkpoint += 1
         if _jumps_since_checkpoint >= _JUMPS_PER_CHECKPOINT:
             _jumps_since_checkpoint = 0
-            await checkpoint()
+            await frame.bus._backend.checkpoint()
 
 
 def _check_not_waiting_on_self(event: BaseEvent[Any], frame: HandlerFrame, what: str) -> None:

@@ -13,7 +13,28 @@ from __future__ import annotations
 import asyncio  # backend-specific on purpose: see the module docstring
 from typing import Any
 
-__all__ = ["Parker", "Signal", "checkpoint_is_cheap", "is_cancelling", "make_parker", "make_signal"]
+from anyio._core._eventloop import get_async_backend  # anyio's own dispatch, looked up once per bus
+from anyio.abc import AsyncBackend
+
+__all__ = [
+    "Parker",
+    "Signal",
+    "checkpoint_is_cheap",
+    "is_cancelling",
+    "make_parker",
+    "make_signal",
+    "running_backend",
+]
+
+
+def running_backend() -> type[AsyncBackend]:
+    """The anyio backend class of the running event loop.
+
+    ``CancelScope()``, ``anyio.current_time()`` and ``anyio.lowlevel.checkpoint()`` each look the backend up
+    (through sniffio) on every call; a bus looks it up once when it starts and calls the backend's
+    ``create_cancel_scope``, ``current_time`` and ``checkpoint`` directly on its hot path, which is the
+    same code anyio's public functions end in."""
+    return get_async_backend()
 
 
 def is_cancelling(exc: BaseException) -> bool:
@@ -41,15 +62,16 @@ class Parker:
     and nothing else runs between that look and the park.
     """
 
-    __slots__ = ("_waiter",)
+    __slots__ = ("waiter",)
 
     def __init__(self) -> None:
-        #: the parked trio task, or the future the parked asyncio task awaits
-        self._waiter: Any = None
+        #: the parked trio task, or the future the parked asyncio task awaits; None while nobody is parked
+        #: (a plain attribute rather than a property, because every emit looks at it)
+        self.waiter: Any = None
 
     @property
     def parked(self) -> bool:
-        return self._waiter is not None
+        return self.waiter is not None
 
     async def park(self) -> None:
         raise NotImplementedError
@@ -62,16 +84,16 @@ class _AsyncioParker(Parker):
     __slots__ = ()
 
     async def park(self) -> None:
-        future = self._waiter = asyncio.get_running_loop().create_future()
+        future = self.waiter = asyncio.get_running_loop().create_future()
         try:
             await future
         finally:
-            self._waiter = None
+            self.waiter = None
 
     def wake(self) -> None:
-        future = self._waiter
+        future = self.waiter
         if future is not None:
-            self._waiter = None
+            self.waiter = None
             if not future.done():
                 future.set_result(None)
 
@@ -90,19 +112,19 @@ class _TrioParker(Parker):
         succeeded = lowlevel.Abort.SUCCEEDED
 
         def abort(_: Any) -> Any:
-            self._waiter = None
+            self.waiter = None
             return succeeded
 
         self._abort = abort
 
     async def park(self) -> None:
-        self._waiter = self._current_task()
+        self.waiter = self._current_task()
         await self._wait(self._abort)
 
     def wake(self) -> None:
-        task = self._waiter
+        task = self.waiter
         if task is not None:
-            self._waiter = None
+            self.waiter = None
             self._reschedule(task)
 
 

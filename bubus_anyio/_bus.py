@@ -25,7 +25,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _awaiting, _runloop, _runtime
-from ._backend import Parker, make_parker
+from ._backend import Parker, make_parker, running_backend
 from ._context import current_frame
 from ._errors import BusNotRunningError, QueueFullError
 from ._events import BaseEvent
@@ -186,6 +186,8 @@ class EventBus(FindMixin):
         self._loop_thread: int | None = None
         self._token: Any = None
         self._cancelled_exc: type[BaseException] = BaseException
+        #: the running anyio backend class (``create_cancel_scope``, ``current_time``, ``checkpoint``)
+        self._backend: Any = None
         self._limiter: CapacityLimiter | None = None
         self._thread_limiter: CapacityLimiter | None = None
         self._tg: TaskGroup | None = None
@@ -460,7 +462,7 @@ class EventBus(FindMixin):
         if stream is not None:
             stream.send_nowait(event)
             arrival = self._arrival
-            if arrival is not None and arrival.parked:
+            if arrival is not None and arrival.waiter is not None:
                 # deferred only from a handler step of this same event loop (a handler on another loop
                 # reaches here through from_thread, with its frame in the copied context)
                 if (
@@ -503,7 +505,7 @@ class EventBus(FindMixin):
         emitted here) is skipped when queue-jumps already claimed everything it would find, unless the
         stream holds enough claimed copies to be worth draining."""
         arrival = self._arrival
-        if arrival is None or not arrival.parked:
+        if arrival is None or arrival.waiter is None:
             return
         if deferred and not self._queue:
             stream = self._send_stream
@@ -594,6 +596,7 @@ class EventBus(FindMixin):
         self._loop_thread = threading.get_ident()
         self._token = anyio.lowlevel.current_token()
         self._cancelled_exc = anyio.get_cancelled_exc_class()
+        self._backend = running_backend()
         self._arrival = make_parker(self._cancelled_exc)
         self._limiter = CapacityLimiter(1)
         self._thread_limiter = CapacityLimiter(40)

@@ -140,7 +140,7 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
     then abort it (``EventRun.cancel``)."""
     row, run, event, bus = frame.result, frame.run, frame.event, frame.bus
     handler = row.handler
-    now = None if timeout is None and run.timeout is None else anyio.current_time()
+    now = None if timeout is None and run.timeout is None else bus._backend.current_time()
     event_deadline = math.inf
     if run.scope_active:
         event_scope = None
@@ -155,12 +155,17 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
         or (event_scope is not None and deadline < event_deadline)
         or (run.first and run.parallel)
     ):
-        handler_scope = CancelScope()  # armed with ``deadline`` likewise
+        handler_scope = bus._backend.create_cancel_scope()  # armed with ``deadline`` likewise
     row._cancel_scope = handler_scope
     deadlines: _Deadlines | None = None
     if event_deadline != math.inf or (handler_scope is not None and deadline != math.inf):
         deadlines = (event_scope, event_deadline, handler_scope, deadline)
     value: Any = _INTERRUPTED
+    monitor = bus._monitor
+    if monitor is not None:  # only handlers that can suspend are watched: the monitor never sees the others
+        monitor.watch_row(row, event)
+        if not run.watched:
+            monitor.watch_run(run)
     with event_scope if event_scope is not None else _NO_SCOPE:
         if event_scope is not None:
             run.scope_active = True
@@ -188,6 +193,8 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
             row._cancel_scope = None
             if event_scope is not None:
                 run.scope_active = False
+            if monitor is not None:
+                monitor.unwatch_row(row)
         if handler_scope is not None and handler_scope.cancelled_caught:
             value = _INTERRUPTED
             reason = row._abort_reason
@@ -333,9 +340,6 @@ async def run_handler(
     frame = HandlerFrame(event, handler, bus, row, held, run)
     captured = event._context
     ctx = captured.copy() if captured is not None else copy_context()
-    monitor = bus._monitor
-    if monitor is not None:
-        monitor.watch_row(row, event)
     try:
         fn = handler.handler
         if fn is None:
@@ -386,8 +390,6 @@ async def run_handler(
         raise
     finally:
         row._cancel_scope = None
-        if monitor is not None:
-            monitor.unwatch_row(row)
         if hooks is not None and row.is_finished:
             hooks.notify("on_event_result_change", event, row, "completed")
     record_value(event, row, value, run)

@@ -253,24 +253,13 @@ def _compile_payload_checks(cls: type) -> tuple[PayloadCheck, ...]:
     return result
 
 
-def _new_str_list() -> list[str]:
-    return []
-
-
-def _new_results() -> dict[str, Any]:
-    return {}
-
-
-def _new_bus_list() -> list[EventBus]:
-    return []
-
-
-def _new_bus_set() -> set[EventBus]:
-    return set()
-
-
-def _new_any_list() -> list[Any]:
-    return []
+# Field factories: the builtin types themselves (a C call, not a Python function per field per event),
+# typed for attrs.
+_new_str_list = cast("Callable[[], list[str]]", list)
+_new_results = cast("Callable[[], dict[str, Any]]", dict)
+_new_bus_list = cast("Callable[[], list[EventBus]]", list)
+_new_bus_set = cast("Callable[[], set[EventBus]]", set)
+_new_any_list = cast("Callable[[], list[Any]]", list)
 
 
 class BaseEvent(Generic[T], metaclass=_EventMeta):

@@ -1,7 +1,8 @@
 """The slow monitor: one task per bus that warns about handlers and events running past their slow
 thresholds. It never cancels anything.
 
-Watching is two dict operations per handler call; the task itself wakes at a quarter of the lowest
+Watching is two dict operations per handler call that can suspend (a sync handler never lets the
+monitor run while it does, so it is not watched); the task itself wakes at a quarter of the lowest
 threshold it watches (5 ms to 1 s), and is woken early only when a new, lower threshold needs a faster
 pace, so the common case (thresholds of many seconds) costs nothing per event.
 """
@@ -45,7 +46,8 @@ class SlowMonitor:
         self._wakeup: anyio.Event | None = None
 
     def watch_row(self, row: EventResult[Any], event: BaseEvent[Any]) -> None:
-        """A handler starts: threshold = its own > the event's handler one > the event's > the bus's."""
+        """A handler that can suspend starts (one that cannot never lets this monitor run while it does, so
+        it is not watched): threshold = its own > the event's handler one > the event's > the bus's."""
         handler = row.handler
         if handler.handler_slow_timeout_is_set:
             threshold = handler.handler_slow_timeout
@@ -58,24 +60,34 @@ class SlowMonitor:
         if threshold is None or (row.timeout is not None and row.timeout <= threshold):
             return  # it would time out before it could be slow
         self._rows[row] = (perf_counter(), threshold, event)
-        self._lower(threshold)
+        if threshold < self._lowest:
+            self._lower(threshold)
 
     def unwatch_row(self, row: EventResult[Any]) -> None:
         if self._rows:
             self._rows.pop(row, None)
 
-    def watch_run(self, run: Any, threshold: float | None) -> None:
-        """An event starts on this bus (``run`` is the runtime's ``EventRun``)."""
+    def watch_run(self, run: Any) -> None:
+        """``run`` (the runtime's ``EventRun``) reached its first handler that can suspend: from then on its
+        processing can be seen running, timed from when the run started. Threshold: the event's, else the
+        bus's."""
+        run.watched = True
+        event = run.event
+        threshold = event.event_slow_timeout
+        if threshold is None:
+            threshold = run.bus.event_slow_timeout
         if threshold is None or (run.timeout is not None and run.timeout <= threshold):
             return
-        self._runs[run] = (perf_counter(), threshold)
-        self._lower(threshold)
+        self._runs[run] = (run.started, threshold)
+        if threshold < self._lowest:
+            self._lower(threshold)
 
     def unwatch_run(self, run: Any) -> None:
         if self._runs:
             self._runs.pop(run, None)
 
     def _lower(self, threshold: float) -> None:
+        """A lower threshold than any watched so far: look sooner."""
         if threshold < self._lowest:
             self._lowest = threshold
             wake = self._wakeup

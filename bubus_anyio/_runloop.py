@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio import CapacityLimiter, WouldBlock
-from anyio.lowlevel import checkpoint
 
 from ._backend import checkpoint_is_cheap
 from ._calling import _abort_reason, _log_timeout_tree, run_handler
@@ -58,11 +57,6 @@ async def process(
     runs = event._runs
     runs.append(run)
     run.first = (event.event_handler_completion or bus.event_handler_completion) == "first"
-    monitor = bus._monitor
-    if monitor is not None:
-        monitor.watch_run(
-            run, event.event_slow_timeout if event.event_slow_timeout is not None else bus.event_slow_timeout
-        )
     if hooks is not None:
         hooks.notify("on_event_change", event, "pending")
         for row in rows:
@@ -97,8 +91,10 @@ async def process(
         raise
     finally:
         runs.remove(run)
-        if monitor is not None:
-            monitor.unwatch_run(run)
+        if run.watched:
+            monitor = bus._monitor
+            if monitor is not None:
+                monitor.unwatch_run(run)
         finish_on_bus(bus, event)
 
 
@@ -164,6 +160,7 @@ async def run_loop(bus: EventBus) -> None:
     assert work_tg is not None
     event: BaseEvent[Any] | None = None
     yield_first = checkpoint_is_cheap(bus._cancelled_exc)
+    checkpoint = bus._backend.checkpoint  # anyio.lowlevel.checkpoint without its backend lookup
     arrival = bus._arrival
     assert arrival is not None
     yielded = False

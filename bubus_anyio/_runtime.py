@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-import anyio
 from anyio import CancelScope, CapacityLimiter
 from anyio.lowlevel import RunVar
 
@@ -78,6 +77,7 @@ class EventRun:
         "stopped",
         "timed_out",
         "timeout",
+        "watched",
     )
 
     def __init__(
@@ -101,6 +101,8 @@ class EventRun:
         self.parallel = False
         self.stopped = False
         self.timed_out = False
+        #: whether the slow monitor watches this run (from its first handler that can suspend)
+        self.watched = False
         self.rows = rows
 
     def deadline(self, now: float) -> float:
@@ -112,8 +114,9 @@ class EventRun:
         """An event-level scope (already cancelled if the run was), with this run's deadline unless the
         caller gives one (``math.inf`` to arm it later)."""
         if deadline is None:
-            deadline = self.deadline(anyio.current_time()) if self.timeout is not None else math.inf
-        scope = CancelScope(deadline=deadline)
+            backend = self.bus._backend
+            deadline = self.deadline(backend.current_time()) if self.timeout is not None else math.inf
+        scope: CancelScope = self.bus._backend.create_cancel_scope(deadline=deadline)
         if self.cancel_reason is not None:
             scope.cancel()
         self.scope = scope
