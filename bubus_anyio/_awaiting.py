@@ -76,7 +76,8 @@ def live_held(frame: HandlerFrame | None) -> frozenset[CapacityLimiter]:
 
 def _effective_held(frame: HandlerFrame) -> frozenset[CapacityLimiter]:
     """``live_held`` plus what blocked ancestors lent to this handler's event or its ancestors."""
-    held = live_held(frame)
+    status = frame.result.status
+    held = frame.held if status != "completed" and status != "error" else _NO_LIMITERS  # live_held, inline
     if _lent:
         event: BaseEvent[Any] | None = frame.event
         while event is not None:
@@ -160,15 +161,20 @@ async def process_now(event: BaseEvent[Any], frame: HandlerFrame) -> None:
     deadline) per ``await child``: about 9% of upstream's worst-case scenario."""
     global _jumps_since_checkpoint
     processed_here = False
+    queued_on = event._queued_on
     while event.event_pending_bus_count > 0:
-        queued = [b for b in event._buses if b in event._queued_on]
+        bus: EventBus | None = None
+        if queued_on:
+            for candidate in event._buses:
+                if candidate in queued_on:
+                    bus = candidate  # the first bus (in emit order) that still holds it queued
+                    break
         held = _effective_held(frame)
-        if not queued:
+        if bus is None:
             _require_running(event)
             await _wait_lending(event, held)
             continue
-        bus = queued[0]
-        if not bus.is_running:
+        if not bus._running:
             raise BusNotRunningError(f"{event.event_label} is queued on {bus.label}, which is not running")
         limiter = _limiter_for(bus, event)
         if limiter is None or limiter in held:
@@ -215,7 +221,11 @@ async def wait_now(event: BaseEvent[Any]) -> None:
         if event.event_status == "pending":
             _require_running(event)  # never emitted: raises
         return
-    _require_running(event)
+    for bus in event._buses:
+        if bus._running:
+            break
+    else:
+        _require_running(event)  # raises, saying why no bus runs
     await process_now(event, frame)
 
 

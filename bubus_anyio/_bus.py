@@ -417,7 +417,7 @@ class EventBus(FindMixin):
             raise TypeError(f"emit() takes a BaseEvent instance, got {event!r}")
         if self._closed:
             raise BusNotRunningError(f"{self.label} has stopped; cannot emit {event.event_label}")
-        label = self.label
+        label = self._label if self.name is self._label_name else self.label
         path = event.event_path
         if self in event._buses:
             return event  # this bus already has it: forwarding cycles end here
@@ -515,7 +515,7 @@ class EventBus(FindMixin):
 
     # ------------------------------------------------------------------ bookkeeping hooks for the runtime
     def _on_dequeued(self) -> None:
-        self._in_flight += 1
+        """An event left the queue (``claim`` counted it in flight) and someone waits for room."""
         room = self._room
         if room is not None and self.max_pending is not None and self._queued < self.max_pending:
             self._room = None

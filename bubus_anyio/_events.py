@@ -438,7 +438,8 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
     def __await__(self) -> Generator[Any, Any, Self]:
         # A generator rather than a coroutine wrapper: one object less per ``await event``.
         if self.event_status != "completed":
-            yield from _get_runtime().wait_now(self).__await__()
+            runtime = _runtime if _runtime is not None else _get_runtime()
+            yield from runtime.wait_now(self).__await__()
         return self
 
     async def event_completed(self) -> Self:

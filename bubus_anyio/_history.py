@@ -138,10 +138,15 @@ class EventHistory:
     def _evict_completed(self, target: int) -> None:
         completed = self._completed
         events = self._events
+        by_type = self._by_type
         while len(events) > target and completed:
-            event_id = completed.popleft()
-            if event_id in events:
-                self.remove(event_id)
+            event = events.pop(completed.popleft(), None)
+            if event is not None:  # ``remove`` written out: this runs once per emit on a full history
+                bucket = by_type.get(event.event_type)
+                if bucket is not None:
+                    bucket.pop(event.event_id, None)
+                    if not bucket:
+                        del by_type[event.event_type]
 
     def _trim(self, limit: int) -> None:
         self._evict_completed(limit)
