@@ -24,6 +24,7 @@ __all__ = [
     "make_parker",
     "make_signal",
     "running_backend",
+    "set_deadline_for",
 ]
 
 
@@ -43,6 +44,33 @@ def is_cancelling(exc: BaseException) -> bool:
         return True  # trio's Cancelled always comes from a scope
     task = asyncio.current_task()
     return task is None or task.cancelling() > 0
+
+
+def _set_deadline(scope: Any, deadline: float) -> None:
+    scope.deadline = deadline
+
+
+def _set_deadline_asyncio(scope: Any, deadline: float) -> None:
+    """Set ``deadline`` on an entered scope of the current (suspending) task.
+
+    A deadline already past is set from a loop callback instead: anyio's asyncio ``CancelScope.cancel()``
+    formats ``repr(current_task())`` into its reason when called inside a task (about 40k instructions: the
+    task's coroutine and callbacks are rendered), and not from a callback. The callback runs before the
+    task's next step (the task is running now, so nothing of it is scheduled yet), which is also when
+    anyio would deliver the cancellation when set from the task: the handler is interrupted at the same
+    checkpoint. Setting a deadline on a scope that has exited meanwhile does nothing."""
+    loop = asyncio.get_running_loop()
+    if deadline <= loop.time():
+        loop.call_soon(_set_deadline, scope, deadline)
+    else:
+        scope.deadline = deadline
+
+
+def set_deadline_for(cancelled_exc_class: type[BaseException]) -> Any:
+    """How to arm a scope's deadline on the running backend (told apart by its cancellation class)."""
+    if issubclass(cancelled_exc_class, asyncio.CancelledError):
+        return _set_deadline_asyncio
+    return _set_deadline
 
 
 def checkpoint_is_cheap(cancelled_exc_class: type[BaseException]) -> bool:

@@ -25,7 +25,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _awaiting, _runloop, _runtime
-from ._backend import Parker, make_parker, running_backend
+from ._backend import Parker, make_parker, running_backend, set_deadline_for
 from ._context import current_frame
 from ._errors import BusNotRunningError, QueueFullError
 from ._events import BaseEvent
@@ -188,6 +188,8 @@ class EventBus(FindMixin):
         self._cancelled_exc: type[BaseException] = BaseException
         #: the running anyio backend class (``create_cancel_scope``, ``current_time``, ``checkpoint``)
         self._backend: Any = None
+        #: ``_backend.set_deadline_for`` the running backend: (scope, deadline) -> None
+        self._set_deadline: Any = None
         self._limiter: CapacityLimiter | None = None
         self._thread_limiter: CapacityLimiter | None = None
         self._tg: TaskGroup | None = None
@@ -597,6 +599,7 @@ class EventBus(FindMixin):
         self._token = anyio.lowlevel.current_token()
         self._cancelled_exc = anyio.get_cancelled_exc_class()
         self._backend = running_backend()
+        self._set_deadline = set_deadline_for(self._cancelled_exc)
         self._arrival = make_parker(self._cancelled_exc)
         self._limiter = CapacityLimiter(1)
         self._thread_limiter = CapacityLimiter(40)

@@ -62,8 +62,8 @@ async def _await_value(value: Any) -> Any:
 
 
 #: Deadlines to set on the handler's scopes when it first suspends: (event scope, its deadline, handler
-#: scope, its deadline); either scope may be None.
-_Deadlines = tuple[CancelScope | None, float, CancelScope | None, float]
+#: scope, its deadline, the bus's ``_set_deadline``); either scope may be None.
+_Deadlines = tuple[CancelScope | None, float, CancelScope | None, float, Callable[[CancelScope, float], None]]
 
 
 @types.coroutine
@@ -110,11 +110,11 @@ def _drive(
 
 
 def _arm(deadlines: _Deadlines) -> None:
-    event_scope, event_deadline, handler_scope, handler_deadline = deadlines
+    event_scope, event_deadline, handler_scope, handler_deadline, set_deadline = deadlines
     if event_scope is not None and event_deadline != math.inf:
-        event_scope.deadline = event_deadline
+        set_deadline(event_scope, event_deadline)
     if handler_scope is not None and handler_deadline != math.inf:
-        handler_scope.deadline = handler_deadline
+        set_deadline(handler_scope, handler_deadline)
 
 
 def _wake_deferred(row: EventResult[Any]) -> None:
@@ -159,7 +159,7 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
     row._cancel_scope = handler_scope
     deadlines: _Deadlines | None = None
     if event_deadline != math.inf or (handler_scope is not None and deadline != math.inf):
-        deadlines = (event_scope, event_deadline, handler_scope, deadline)
+        deadlines = (event_scope, event_deadline, handler_scope, deadline, bus._set_deadline)
     value: Any = _INTERRUPTED
     monitor = bus._monitor
     if monitor is not None:  # only handlers that can suspend are watched: the monitor never sees the others

@@ -324,11 +324,7 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
             else new_timestamp()
         )
         if (
-            self.event_timeout is not None
-            or self.event_slow_timeout is not None
-            or self.event_handler_timeout is not None
-            or self.event_handler_slow_timeout is not None
-            or self.event_concurrency is not None
+            self.event_concurrency is not None
             or self.event_handler_concurrency is not None
             or self.event_handler_completion is not None
             or self.event_status != "pending"
@@ -337,6 +333,13 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
             or self.event_completed_at is not None
         ):
             self._check_metadata()
+        elif (
+            self.event_timeout is not None
+            or self.event_slow_timeout is not None
+            or self.event_handler_timeout is not None
+            or self.event_handler_slow_timeout is not None
+        ):
+            self._check_timeouts()  # the common case of a non-default: a per-event timeout
         if self.event_result_type is cls._bubus_result_type:
             self._result_check = cls._bubus_result_check
         elif self.event_result_type is not None:
@@ -350,18 +353,8 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
                 raise _payload_error(cls, name, tp, value)
 
     def _check_metadata(self) -> None:
+        self._check_timeouts()
         name = type(self).__name__
-        for field in _TIMEOUT_FIELDS:
-            value = getattr(self, field)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value
-            ):
-                raise EventValidationError(
-                    f"{name}.{field}: expected a number >= 0 or None, got {value!r}",
-                    field=field,
-                    value=value,
-                    expected="float >= 0 | None",
-                )
         for field, allowed in (
             ("event_concurrency", EVENT_CONCURRENCY_VALUES),
             ("event_handler_concurrency", HANDLER_CONCURRENCY_VALUES),
@@ -392,6 +385,20 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
             value = getattr(self, field)
             if value is not None:
                 setattr(self, field, _normalize_field(field, value))
+
+    def _check_timeouts(self) -> None:
+        name = type(self).__name__
+        for field in _TIMEOUT_FIELDS:
+            value = getattr(self, field)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value
+            ):
+                raise EventValidationError(
+                    f"{name}.{field}: expected a number >= 0 or None, got {value!r}",
+                    field=field,
+                    value=value,
+                    expected="float >= 0 | None",
+                )
 
     # ------------------------------------------------------------------ identity and display
     def __hash__(self) -> int:
