@@ -141,13 +141,20 @@ def _stop_reason(run: EventRun) -> str:
 
 
 _EVENTS_PER_CHECKPOINT = 16
+#: At most this many parks in a row go without the cheap yield after it kept finding nothing.
+_MAX_SKIPPED_YIELDS = 15
 
 
 async def run_loop(bus: EventBus) -> None:
     """Receive events in FIFO order; process serial ones inline (no task per event), spawn parallel ones.
 
     While a backlog is waiting the loop takes events without a scheduling round each, yielding once every
-    ``_EVENTS_PER_CHECKPOINT`` events so other tasks (emitters, other buses) still get their turn."""
+    ``_EVENTS_PER_CHECKPOINT`` events so other tasks (emitters, other buses) still get their turn.
+
+    On asyncio an empty queue first costs one plain yield, because the emitter of an event that is awaited
+    one at a time usually emits the next one in that round, which saves parking and waking. When that
+    yield keeps finding nothing (a bus whose events come from elsewhere), it is skipped for 1, 3, 7 and
+    then 15 parks, and tried again; one that finds an event resets the count."""
     assert bus._receive_stream is not None
     receive_nowait = bus._receive_stream.receive_nowait
     budget = _EVENTS_PER_CHECKPOINT
@@ -164,6 +171,8 @@ async def run_loop(bus: EventBus) -> None:
     arrival = bus._arrival
     assert arrival is not None
     yielded = False
+    misses = 0  # cheap yields in a row that found nothing (as 2**misses - 1)
+    skips = 0  # parks left to go straight to, without trying the cheap yield
     try:
         while True:
             event = None
@@ -171,16 +180,24 @@ async def run_loop(bus: EventBus) -> None:
                 event = receive_nowait()
             except WouldBlock:
                 budget = _EVENTS_PER_CHECKPOINT
-                if yield_first and not yielded:
-                    # asyncio: one cheap yield often lets the emitter queue the next event
-                    yielded = True
-                    await checkpoint()
-                    continue
-                yielded = False
+                if yielded:  # the cheap yield found nothing: skip it the next 1, 3, 7, 15 times
+                    yielded = False
+                    misses = min(2 * misses + 1, _MAX_SKIPPED_YIELDS)
+                    skips = misses
+                elif yield_first:
+                    if skips:
+                        skips -= 1
+                    else:
+                        # asyncio: one cheap yield often lets the emitter queue the next event
+                        yielded = True
+                        await checkpoint()
+                        continue
                 await arrival.park()  # emit wakes it
                 continue
             else:
-                yielded = False
+                if yielded:  # the cheap yield paid off
+                    yielded = False
+                    misses = 0
                 budget -= 1
                 if not budget:
                     budget = _EVENTS_PER_CHECKPOINT
