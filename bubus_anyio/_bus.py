@@ -178,8 +178,9 @@ class EventBus(FindMixin):
         #: set by emit when the runloop sleeps on an empty queue
         #: where the runloop waits for events while its queue is empty (made when the bus starts)
         self._arrival: Parker | None = None
-        #: events waiting on this bus and not claimed yet, in FIFO order (what a snapshot writes as the queue)
-        self._queue: dict[BaseEvent[Any], None] = {}
+        #: events waiting on this bus and not claimed yet, by id, in FIFO order (what a snapshot writes as the
+        #: queue); keyed by the id because a string caches its hash and an event's ``__hash__`` is Python code
+        self._queue: dict[str, BaseEvent[Any]] = {}
         self._in_flight = 0
         self._running = False
         self._closed = False
@@ -459,7 +460,7 @@ class EventBus(FindMixin):
         event._buses.append(self)
         event._queued_on.add(self)
         event.event_pending_bus_count += 1
-        self._queue[event] = None
+        self._queue[event.event_id] = event
         stream = self._send_stream
         if stream is not None:
             stream.send_nowait(event)
@@ -494,7 +495,7 @@ class EventBus(FindMixin):
             event._buses.append(self)
         event._queued_on.add(self)
         event.event_pending_bus_count += 1
-        self._queue[event] = None
+        self._queue[event.event_id] = event
         if self._send_stream is not None:
             self._send_stream.send_nowait(event)
             self._wake_runloop()

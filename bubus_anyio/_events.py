@@ -36,7 +36,7 @@ import orjson
 from ._backend import Signal
 from ._context import current_frame
 from ._errors import BusNotRunningError, EventValidationError
-from ._ids import new_id, normalize_uuid
+from ._ids import normalize_uuid, uuid7
 from ._modes import (
     EVENT_CONCURRENCY_VALUES,
     HANDLER_COMPLETION_VALUES,
@@ -93,7 +93,9 @@ _TIMEOUT_FIELDS = (
 )
 _STATUSES = frozenset({"pending", "started", "completed"})
 
-PayloadCheck = tuple[str, Callable[[object], bool], Any]
+#: (field name, check, annotation, the annotation when it is a scalar type: a value of exactly that type
+#: passes without calling the check)
+PayloadCheck = tuple[str, Callable[[object], bool], Any, type | None]
 
 _runtime: Any = None
 
@@ -238,6 +240,9 @@ def _payload_hints(cls: type) -> dict[str, Any]:
     return hints
 
 
+_SCALAR_TYPES: frozenset[type] = frozenset({int, float, str, bool, bytes})
+
+
 def _compile_payload_checks(cls: type) -> tuple[PayloadCheck, ...]:
     hints = _payload_hints(cls)
     checks: list[PayloadCheck] = []
@@ -247,7 +252,7 @@ def _compile_payload_checks(cls: type) -> tuple[PayloadCheck, ...]:
         tp = hints.get(a.name, Any)
         check = compile_check(tp)
         if check is not None:
-            checks.append((a.name, check, tp))
+            checks.append((a.name, check, tp, tp if tp in _SCALAR_TYPES else None))
     result = tuple(checks)
     cls._bubus_payload_checks = result
     return result
@@ -317,7 +322,7 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
 
     def __attrs_post_init__(self) -> None:
         cls = type(self)
-        self.event_id = normalize_uuid(self.event_id) if self.event_id else new_id()
+        self.event_id = normalize_uuid(self.event_id) if self.event_id else str(uuid7())
         self.event_created_at = (
             _normalize_field("event_created_at", self.event_created_at)
             if self.event_created_at
@@ -347,9 +352,9 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
         checks = cls._bubus_payload_checks
         if checks is None:
             checks = _compile_payload_checks(cls)
-        for name, check, tp in checks:
+        for name, check, tp, exact in checks:
             value = getattr(self, name)
-            if not check(value):
+            if type(value) is not exact and not check(value):
                 raise _payload_error(cls, name, tp, value)
 
     def _check_metadata(self) -> None:

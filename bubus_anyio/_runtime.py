@@ -29,6 +29,7 @@ from ._context import HandlerFrame
 from ._errors import EventBusError, EventHandlerCancelledError
 from ._events import BaseEvent
 from ._handlers import EventHandler
+from ._ids import uuid7
 from ._results import EventResult
 from ._time import new_timestamp
 
@@ -136,7 +137,7 @@ class EventRun:
 def claim(bus: EventBus, event: BaseEvent[Any]) -> None:
     """Take ``event`` out of ``bus``'s queue (logically: its copy in the stream will be skipped)."""
     event._queued_on.discard(bus)
-    del bus._queue[event]
+    del bus._queue[event.event_id]
     bus._in_flight += 1
     if bus._room is not None:  # someone waits in send() for room
         bus._on_dequeued()
@@ -144,7 +145,7 @@ def claim(bus: EventBus, event: BaseEvent[Any]) -> None:
         _wake_acquirers(event)
 
 
-_new_row: Callable[[str, EventHandler], EventResult[Any]] = EventResult  # unsubscripted: 3x cheaper
+_new_row: Callable[[str, EventHandler, str], EventResult[Any]] = EventResult  # unsubscripted: 3x cheaper
 
 
 def create_rows(bus: EventBus, event: BaseEvent[Any]) -> list[EventResult[Any]]:
@@ -154,7 +155,7 @@ def create_rows(bus: EventBus, event: BaseEvent[Any]) -> list[EventResult[Any]]:
     for handler in bus._handlers_for(event):
         row = results.get(handler.id)
         if row is None:
-            row = _new_row(event.event_id, handler)
+            row = _new_row(event.event_id, handler, str(uuid7()))  # new_id(), written out
             results[handler.id] = row
         elif row.status != "pending":
             continue

@@ -51,7 +51,7 @@ _KNOWN_KEYS: Final = frozenset(
 # ---------------------------------------------------------------------------------------- writing
 def queued_events(bus: EventBus) -> list[BaseEvent[Any]]:
     """The events still waiting in ``bus``'s queue, in FIFO order (even those trimmed from its history)."""
-    return list(bus._queue)  # pyright: ignore[reportPrivateUsage]
+    return list(bus._queue.values())  # pyright: ignore[reportPrivateUsage]
 
 
 def bus_to_dict(bus: EventBus) -> dict[str, Any]:
