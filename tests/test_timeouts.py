@@ -542,3 +542,123 @@ async def test_running_root_event_adopted_by_a_timed_out_handler_is_aborted() ->
     assert root.event_parent_id is not None
     row = next(row for row in root.event_results.values() if row.handler.eventbus_name == "RsOne")
     assert isinstance(row.error, EventHandlerAbortedError), (row.status, row.result, elapsed)
+
+
+class IcParent(BaseEvent[Any]):
+    pass
+
+
+class IcChild(BaseEvent[Any]):
+    pass
+
+
+class IcOther(BaseEvent[Any]):
+    pass
+
+
+async def test_an_inline_child_with_a_shorter_limit_than_its_parent_times_out_on_its_own() -> None:
+    """A child awaited by the handler that emitted it runs inside that handler's scopes; its own, shorter
+    limit still interrupts it, and the parent handler goes on."""
+    with anyio.fail_after(5):
+        async with EventBus("IcShorter") as bus:
+
+            async def on_parent(event: IcParent) -> str:
+                child = await bus.emit(IcChild(event_timeout=0.02))
+                return child.event_status
+
+            async def on_child(event: IcChild) -> None:
+                await anyio.sleep_forever()
+
+            bus.on(IcParent, on_parent, handler_timeout=5)
+            h_child = bus.on(IcChild, on_child)
+            parent = await bus.emit(IcParent())
+    assert await parent.event_result() == "completed"
+    (child,) = parent.event_children
+    error = child.event_results[h_child.id].error
+    assert isinstance(error, EventHandlerAbortedError)
+    assert "IcChild" in str(error) and "timed out after 0.02s" in str(error)
+
+
+async def test_an_inline_child_is_aborted_when_its_parents_event_times_out() -> None:
+    with anyio.fail_after(5):
+        async with EventBus("IcEventLimit") as bus:
+
+            async def on_parent(event: IcParent) -> None:
+                await bus.emit(IcChild())
+
+            async def on_child(event: IcChild) -> None:
+                await anyio.sleep_forever()
+
+            bus.on(IcParent, on_parent)
+            h_child = bus.on(IcChild, on_child)
+            parent = await bus.emit(IcParent(event_timeout=0.05))
+    (child,) = parent.event_children
+    error = child.event_results[h_child.id].error
+    assert isinstance(error, EventHandlerAbortedError)
+    assert "IcParent" in str(error)
+
+
+async def test_a_child_awaited_inline_by_an_unrelated_handler_is_aborted_by_its_own_parents_timeout() -> None:
+    """The child of one handler, processed inline by another event's handler (which holds the bus's serial
+    slot), runs outside its parent's scopes: its parent's timeout must still abort it, through scopes of
+    its own."""
+    holder: dict[str, BaseEvent[Any]] = {}
+    with anyio.fail_after(2):
+        async with EventBus("IcParentBus") as x, EventBus("IcChildBus") as y:
+            emitted = anyio.Event()
+
+            async def emits_then_hangs(event: IcParent) -> None:
+                holder["child"] = y.emit(IcChild())
+                emitted.set()
+                await anyio.sleep_forever()
+
+            async def awaits_someone_elses_child(event: IcOther) -> str:
+                await emitted.wait()
+                child = await holder["child"]  # processed here: this handler holds y's slot
+                return child.event_status
+
+            async def hangs(event: IcChild) -> None:
+                await anyio.sleep_forever()
+
+            y.on(IcOther, awaits_someone_elses_child)
+            h_child = y.on(IcChild, hangs)
+            x.on(IcParent, emits_then_hangs, handler_timeout=0.05)
+            other = y.emit(IcOther())
+            await x.emit(IcParent())
+            await other
+    assert await other.event_result() == "completed"
+    error = holder["child"].event_results[h_child.id].error
+    assert isinstance(error, EventHandlerAbortedError)
+    assert "emits_then_hangs" in str(error)
+
+
+async def test_a_child_awaited_by_a_task_its_parent_spawned_elsewhere_is_aborted_by_the_parents_timeout() -> (
+    None
+):
+    """A task spawned into an outer task group inherits the handler's context, so its ``await child``
+    processes the child inline, but outside the parent handler's scopes: the parent's timeout must still
+    abort the child, through scopes of its own."""
+    holder: dict[str, BaseEvent[Any]] = {}
+    statuses: list[str] = []
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as outer, EventBus("IcSpawned") as bus:
+
+            async def await_it(child: BaseEvent[Any]) -> None:
+                await child
+                statuses.append(child.event_status)
+
+            async def spawns_an_awaiter(event: IcParent) -> None:
+                holder["child"] = child = bus.emit(IcChild())
+                outer.start_soon(await_it, child)
+                await anyio.sleep_forever()
+
+            async def hangs(event: IcChild) -> None:
+                await anyio.sleep_forever()
+
+            bus.on(IcParent, spawns_an_awaiter, handler_timeout=0.05)
+            h_child = bus.on(IcChild, hangs)
+            await bus.emit(IcParent())
+    assert statuses == ["completed"]
+    error = holder["child"].event_results[h_child.id].error
+    assert isinstance(error, EventHandlerAbortedError)
+    assert "spawns_an_awaiter" in str(error)
