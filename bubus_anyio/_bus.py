@@ -365,24 +365,6 @@ class EventBus(FindMixin):
         return handlers
 
     # ------------------------------------------------------------------ emitting
-    def emit(self, event: E) -> E:
-        """Queue ``event`` (FIFO) and return it at once. Safe to call from a worker thread.
-
-        Inside a handler the event becomes a child of the handler's event. Emitting an event that already
-        visited this bus returns it unchanged (so forwarding cycles end).
-
-        :raises BusNotRunningError: the bus has stopped
-        :raises HistoryFullError: ``max_history_drop=False`` and the history is full of unfinished events
-        :raises QueueFullError: ``max_pending`` events are already waiting
-        """
-        thread = self._loop_thread
-        if thread is not None and thread != threading.get_ident():
-            emitted = anyio.from_thread.run_sync(_run_in_copied_context, self._emit, event, token=self._token)
-            return cast(E, emitted)
-        return self._emit(event)
-
-    dispatch = emit
-
     async def send(self, event: E) -> E:
         """Like :meth:`emit`, but waits for room when ``max_pending`` events are already queued.
 
@@ -415,7 +397,20 @@ class EventBus(FindMixin):
             return _runtime.global_serial_limiter()
         return self._limiter
 
-    def _emit(self, event: E) -> E:
+    def emit(self, event: E) -> E:
+        """Queue ``event`` (FIFO) and return it at once. Safe to call from a worker thread.
+
+        Inside a handler the event becomes a child of the handler's event. Emitting an event that already
+        visited this bus returns it unchanged (so forwarding cycles end).
+
+        :raises BusNotRunningError: the bus has stopped
+        :raises HistoryFullError: ``max_history_drop=False`` and the history is full of unfinished events
+        :raises QueueFullError: ``max_pending`` events are already waiting
+        """
+        thread = self._loop_thread
+        if thread is not None and thread != threading.get_ident():
+            emitted = anyio.from_thread.run_sync(_run_in_copied_context, self.emit, event, token=self._token)
+            return cast(E, emitted)
         if not isinstance(event, BaseEvent):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise TypeError(f"emit() takes a BaseEvent instance, got {event!r}")
         if self._closed:
@@ -488,6 +483,8 @@ class EventBus(FindMixin):
         if event._processed is not None:
             _runtime.notify_progress(event)
         return event
+
+    dispatch = emit
 
     def _requeue(self, event: BaseEvent[Any]) -> None:
         """Queue a restored event again (snapshot restore): no parent linking, no ``event_path`` append."""

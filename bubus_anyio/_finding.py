@@ -64,7 +64,7 @@ class FindMixin:
     Uses these attributes, which ``EventBus.__init__`` sets:
 
     - ``_history``: the bus's ``EventHistory`` (searched newest first; looked up by id for ancestry)
-    - ``_find_waiters``: the ``find`` calls waiting for a future emit, which ``_emit`` resolves
+    - ``_find_waiters``: the ``find`` calls waiting for a future emit, which ``emit`` resolves
     - ``_closed``: True once the bus stopped (a waiting ``find`` then returns None at once)
     """
 

@@ -213,9 +213,7 @@ class EventHandler:
             raise TypeError(f"run_in_thread=True needs a sync handler, and {name} is async")
         owner = getattr(handler, "__self__", None)
         forwards_to = (
-            owner
-            if _is_bus(owner) and getattr(handler, "__name__", "") in {"emit", "dispatch", "_emit"}
-            else None
+            owner if _is_bus(owner) and getattr(handler, "__name__", "") in {"emit", "dispatch"} else None
         )
         return cls(
             id=id

@@ -152,7 +152,10 @@ def create_rows(bus: EventBus, event: BaseEvent[Any]) -> list[EventResult[Any]]:
     """One row per handler that should still run here (existing finished rows are never re-run)."""
     results = event.event_results
     rows: list[EventResult[Any]] = []
-    for handler in bus._handlers_for(event):
+    handlers = bus._resolved.get(event.event_type)  # bus._handlers_for(event), its common case inline
+    if handlers is None or bus._forwarders:
+        handlers = bus._handlers_for(event)
+    for handler in handlers:
         row = results.get(handler.id)
         if row is None:
             row = _new_row(event.event_id, handler, str(uuid7()))  # new_id(), written out
