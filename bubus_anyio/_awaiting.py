@@ -13,13 +13,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio import CancelScope, CapacityLimiter, WouldBlock
+from anyio import CancelScope, WouldBlock
 
 from ._backend import make_signal
 from ._context import HandlerFrame, current_frame
 from ._errors import BusNotRunningError
 from ._runloop import process
 from ._runtime import DeadlockError, _acquirers, _wake_acquirers, claim, global_serial_limiter
+from ._slots import SerialSlot
 
 if TYPE_CHECKING:
     from ._bus import EventBus
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["live_held", "wait_completed", "wait_for_results", "wait_now"]
 
 
-def _limiter_for(bus: EventBus, event: BaseEvent[Any]) -> CapacityLimiter | None:
+def _limiter_for(bus: EventBus, event: BaseEvent[Any]) -> SerialSlot | None:
     mode = event.event_concurrency or bus.event_concurrency
     if mode == "parallel":
         return None
@@ -61,12 +62,12 @@ async def _wait_for_progress(event: BaseEvent[Any]) -> None:
     await signal.wait()
 
 
-_NO_LIMITERS: frozenset[CapacityLimiter] = frozenset()
+_NO_LIMITERS: frozenset[SerialSlot] = frozenset()
 #: Slots lent by handlers blocked in ``await event`` while other tasks process that event.
-_lent: dict[BaseEvent[Any], frozenset[CapacityLimiter]] = {}
+_lent: dict[BaseEvent[Any], frozenset[SerialSlot]] = {}
 
 
-def live_held(frame: HandlerFrame | None) -> frozenset[CapacityLimiter]:
+def live_held(frame: HandlerFrame | None) -> frozenset[SerialSlot]:
     """The slots the chain above this code holds: none once the handler returned (a task it spawned keeps
     the frame in its context, but no longer the slot)."""
     if frame is None or frame.result.is_finished:
@@ -74,7 +75,7 @@ def live_held(frame: HandlerFrame | None) -> frozenset[CapacityLimiter]:
     return frame.held
 
 
-def _effective_held(frame: HandlerFrame) -> frozenset[CapacityLimiter]:
+def _effective_held(frame: HandlerFrame) -> frozenset[SerialSlot]:
     """``live_held`` plus what blocked ancestors lent to this handler's event or its ancestors."""
     status = frame.result.status
     held = frame.held if status != "completed" and status != "error" else _NO_LIMITERS  # live_held, inline
@@ -89,7 +90,7 @@ def _effective_held(frame: HandlerFrame) -> frozenset[CapacityLimiter]:
 
 
 async def _acquire_or_progress(
-    limiter: CapacityLimiter, token: object, event: BaseEvent[Any], frame: HandlerFrame
+    limiter: SerialSlot, token: object, event: BaseEvent[Any], frame: HandlerFrame
 ) -> bool:
     """Wait for ``limiter`` on behalf of ``token``, unless ``event`` makes progress elsewhere (claimed,
     finished) or a slot is lent to the awaiting chain first: then give up and return False.
@@ -121,13 +122,13 @@ async def _acquire_or_progress(
                 if not scopes:
                     del _acquirers[item]
     if scope.cancelled_caught:
-        if token in limiter.statistics().borrowers:
+        if limiter.holds(token):
             limiter.release_on_behalf_of(token)
         return False
     return True
 
 
-async def _wait_lending(event: BaseEvent[Any], held: frozenset[CapacityLimiter]) -> None:
+async def _wait_lending(event: BaseEvent[Any], held: frozenset[SerialSlot]) -> None:
     """Wait for ``event``, processed in other tasks, while lending our slots to its handlers: they may need
     to queue-jump onto a bus whose slot we hold, and we are blocked until they finish."""
     previous = _lent.get(event)

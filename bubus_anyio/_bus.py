@@ -44,6 +44,7 @@ from ._modes import (
 )
 from ._monitor import SlowMonitor
 from ._runtime import DeadlockError
+from ._slots import SerialSlot
 
 __all__ = ["BusStatistics", "EventBus"]
 
@@ -191,7 +192,7 @@ class EventBus(FindMixin):
         self._backend: Any = None
         #: ``_backend.set_deadline_for`` the running backend: (scope, deadline) -> None
         self._set_deadline: Any = None
-        self._limiter: CapacityLimiter | None = None
+        self._limiter: SerialSlot | None = None
         self._thread_limiter: CapacityLimiter | None = None
         self._tg: TaskGroup | None = None
         self._work_tg: TaskGroup | None = None
@@ -389,7 +390,7 @@ class EventBus(FindMixin):
             await self._room.wait()
         return self.emit(event)
 
-    def _serial_slot(self) -> CapacityLimiter | None:
+    def _serial_slot(self) -> SerialSlot | None:
         """The slot this bus's runloop takes for its events by default (None in parallel mode)."""
         if self.event_concurrency == "parallel":
             return None
@@ -599,7 +600,7 @@ class EventBus(FindMixin):
         self._backend = running_backend()
         self._set_deadline = set_deadline_for(self._cancelled_exc)
         self._arrival = make_parker(self._cancelled_exc)
-        self._limiter = CapacityLimiter(1)
+        self._limiter = SerialSlot()
         self._thread_limiter = CapacityLimiter(40)
         send, receive = anyio.create_memory_object_stream[BaseEvent[Any]](math.inf)
         self._send_stream, self._receive_stream = send, receive
@@ -720,7 +721,7 @@ class EventBus(FindMixin):
         limiter = self._limiter
         if self.event_concurrency == "global-serial" and self._running:
             limiter = _runtime.global_serial_limiter()  # the slot this bus's events actually take
-        lstats = limiter.statistics() if limiter is not None else None
+
         return BusStatistics(
             label=self.label,
             is_running=self._running,
@@ -729,8 +730,8 @@ class EventBus(FindMixin):
             history_size=len(self._history),
             waiting_finders=len(self._find_waiters),
             handlers=len(self.handlers),
-            limiter_borrowed_tokens=lstats.borrowed_tokens if lstats is not None else 0,
-            limiter_waiting=lstats.tasks_waiting if lstats is not None else 0,
+            limiter_borrowed_tokens=limiter.borrowed_tokens if limiter is not None else 0,
+            limiter_waiting=limiter.tasks_waiting if limiter is not None else 0,
         )
 
     def to_dict(self) -> dict[str, Any]:

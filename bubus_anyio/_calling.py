@@ -20,7 +20,7 @@ from contextvars import Context, copy_context
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio import CancelScope, CapacityLimiter
+from anyio import CancelScope
 
 from ._backend import is_cancelling
 from ._context import HandlerFrame, current_frame
@@ -35,6 +35,7 @@ from ._events import BaseEvent
 from ._handlers import EventHandler
 from ._results import EventResult
 from ._runtime import EventRun, cancel_descendants
+from ._slots import SerialSlot
 from ._validation import describe_mismatch, type_repr
 
 if TYPE_CHECKING:
@@ -361,7 +362,7 @@ async def run_handler(
     event: BaseEvent[Any],
     row: EventResult[Any],
     run: EventRun,
-    held: frozenset[CapacityLimiter],
+    held: frozenset[SerialSlot],
 ) -> None:
     """Run one handler for one event and record what happened on its row. Never raises, except the
     backend's cancellation (recorded as an abort first, then re-raised)."""

@@ -12,13 +12,13 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from anyio import CapacityLimiter
 
 if TYPE_CHECKING:
     from ._bus import EventBus
     from ._events import BaseEvent
     from ._handlers import EventHandler
     from ._results import EventResult
+    from ._slots import SerialSlot
 
 __all__ = [
     "HandlerFrame",
@@ -42,7 +42,7 @@ class HandlerFrame:
     handler: EventHandler
     bus: EventBus
     result: EventResult[Any]
-    held: frozenset[CapacityLimiter]
+    held: frozenset[SerialSlot]
     #: The processing (``_runtime.EventRun``) this call belongs to.
     run: Any
     #: The earliest deadline (anyio clock) among the event and handler scopes this call runs in, its own or

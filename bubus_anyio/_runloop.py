@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio import CapacityLimiter, WouldBlock
+from anyio import WouldBlock
 
 from ._backend import checkpoint_is_cheap
 from ._calling import _abort_reason, _log_timeout_tree, run_handler
@@ -32,6 +32,7 @@ from ._runtime import (
     finish_on_bus,
     global_serial_limiter,
 )
+from ._slots import SerialSlot
 from ._time import new_timestamp
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ __all__ = ["process", "run_loop"]
 
 
 async def process(
-    bus: EventBus, event: BaseEvent[Any], held: frozenset[CapacityLimiter], parent_frame: HandlerFrame | None
+    bus: EventBus, event: BaseEvent[Any], held: frozenset[SerialSlot], parent_frame: HandlerFrame | None
 ) -> None:
     """Process a claimed event on ``bus``: run its handlers under the event's policy and timeout."""
     rows = create_rows(bus, event)
@@ -103,7 +104,7 @@ async def _run_parallel(
     event: BaseEvent[Any],
     rows: list[EventResult[Any]],
     run: EventRun,
-    held: frozenset[CapacityLimiter],
+    held: frozenset[SerialSlot],
 ) -> None:
     """All handlers of the event at once. Sync handlers cannot overlap anything, so they run inline first
     (no task each); the others start together in a task group inside the event-level scope."""
@@ -161,7 +162,7 @@ async def run_loop(bus: EventBus) -> None:
     bus_limiter = bus._limiter
     assert bus_limiter is not None
     bus_held = frozenset((bus_limiter,))
-    no_limiters: frozenset[CapacityLimiter] = frozenset()
+    no_limiters: frozenset[SerialSlot] = frozenset()
     default_mode = bus.event_concurrency
     work_tg = bus._work_tg
     assert work_tg is not None

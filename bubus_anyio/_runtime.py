@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from anyio import CancelScope, CapacityLimiter
+from anyio import CancelScope
 from anyio.lowlevel import RunVar
 
 from ._context import HandlerFrame
@@ -31,6 +31,7 @@ from ._events import BaseEvent
 from ._handlers import EventHandler
 from ._ids import uuid7
 from ._results import EventResult
+from ._slots import SerialSlot
 from ._time import new_timestamp
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DeadlockError", "EventRun", "cancel_descendants", "claim", "global_serial_limiter"]
 
-_global_serial_limiter: RunVar[CapacityLimiter] = RunVar("bubus_anyio_global_serial_limiter")
+_global_serial_limiter: RunVar[SerialSlot] = RunVar("bubus_anyio_global_serial_limiter")
 
 
 class DeadlockError(EventBusError, RuntimeError):
@@ -46,12 +47,12 @@ class DeadlockError(EventBusError, RuntimeError):
     handler, on a child queued behind that handler on a serial bus). Use ``await child`` instead."""
 
 
-def global_serial_limiter() -> CapacityLimiter:
+def global_serial_limiter() -> SerialSlot:
     """The one limiter that ``global-serial`` events share, per event-loop run."""
     try:
         return _global_serial_limiter.get()
     except LookupError:
-        limiter = CapacityLimiter(1)
+        limiter = SerialSlot()
         _global_serial_limiter.set(limiter)
         return limiter
 
