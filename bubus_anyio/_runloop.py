@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio import WouldBlock
 
-from ._backend import checkpoint_is_cheap
+from ._backend import cheap_yield_for
 from ._calling import _abort_reason, _log_timeout_tree, run_handler
 from ._context import HandlerFrame
 from ._events import BaseEvent
@@ -152,10 +152,10 @@ async def run_loop(bus: EventBus) -> None:
     While a backlog is waiting the loop takes events without a scheduling round each, yielding once every
     ``_EVENTS_PER_CHECKPOINT`` events so other tasks (emitters, other buses) still get their turn.
 
-    On asyncio an empty queue first costs one plain yield, because the emitter of an event that is awaited
-    one at a time usually emits the next one in that round, which saves parking and waking. When that
-    yield keeps finding nothing (a bus whose events come from elsewhere), it is skipped for 1, 3, 7 and
-    then 15 parks, and tried again; one that finds an event resets the count."""
+    An empty queue first costs a cheap yield or two (``_backend.cheap_yield_for``), because the emitter of
+    an event that is awaited one at a time usually emits the next one meanwhile, which saves parking and
+    waking. When those yields keep finding nothing (a bus whose events come from elsewhere), they are
+    skipped for 1, 3, 7 and then 15 parks, and tried again; a yield that finds an event resets the count."""
     assert bus._receive_stream is not None
     receive_nowait = bus._receive_stream.receive_nowait
     budget = _EVENTS_PER_CHECKPOINT
@@ -167,12 +167,12 @@ async def run_loop(bus: EventBus) -> None:
     work_tg = bus._work_tg
     assert work_tg is not None
     event: BaseEvent[Any] | None = None
-    yield_first = checkpoint_is_cheap(bus._cancelled_exc)
     checkpoint = bus._backend.checkpoint  # anyio.lowlevel.checkpoint without its backend lookup
+    cheap_yield, max_yields = cheap_yield_for(bus._cancelled_exc)
     arrival = bus._arrival
     assert arrival is not None
-    yielded = False
-    misses = 0  # cheap yields in a row that found nothing (as 2**misses - 1)
+    yielded = 0  # cheap yields since the queue ran empty
+    misses = 0  # idle periods in a row where the cheap yields found nothing (as 2**misses - 1)
     skips = 0  # parks left to go straight to, without trying the cheap yield
     try:
         while True:
@@ -181,23 +181,21 @@ async def run_loop(bus: EventBus) -> None:
                 event = receive_nowait()
             except WouldBlock:
                 budget = _EVENTS_PER_CHECKPOINT
-                if yielded:  # the cheap yield found nothing: skip it the next 1, 3, 7, 15 times
-                    yielded = False
+                if yielded >= max_yields:  # they found nothing: skip them the next 1, 3, 7, 15 times
+                    yielded = 0
                     misses = min(2 * misses + 1, _MAX_SKIPPED_YIELDS)
                     skips = misses
-                elif yield_first:
-                    if skips:
-                        skips -= 1
-                    else:
-                        # asyncio: one cheap yield often lets the emitter queue the next event
-                        yielded = True
-                        await checkpoint()
-                        continue
+                elif skips and not yielded:
+                    skips -= 1
+                else:
+                    yielded += 1
+                    await cheap_yield()
+                    continue
                 await arrival.park()  # emit wakes it
                 continue
             else:
                 if yielded:  # the cheap yield paid off
-                    yielded = False
+                    yielded = 0
                     misses = 0
                 budget -= 1
                 if not budget:
