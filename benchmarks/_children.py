@@ -61,21 +61,37 @@ def measure(argv: list[str], n: int, repeats: int, timeout: float) -> Figure:
 
     The first failure stops the repeats: a run that did not finish will not finish next time either.
     """
-    samples: list[dict[str, Any]] = []
-    failure: dict[str, Any] | None = None
+    return measure_interleaved({"only": argv}, n, repeats, timeout)["only"]
+
+
+def measure_interleaved(
+    argvs: dict[str, list[str]], n: int, repeats: int, timeout: float
+) -> dict[str, Figure]:
+    """Like :func:`measure` for several commands (one per backend), taking turns: run 1 of each, then run 2
+    of each... This machine's speed drifts by up to a third over minutes; in turns, the commands share
+    the drift, so their ratio (trio against asyncio) is not skewed by which one ran in a slow phase."""
+    samples: dict[str, list[dict[str, Any]]] = {key: [] for key in argvs}
+    failures: dict[str, dict[str, Any]] = {}
     for _ in range(repeats):
-        sample = run_child(argv, timeout)
-        if not sample.get("ok"):
-            failure = sample
-            if not sample.get("error"):
-                failure["error"] = f"its self-check failed: {sample.get('extra')}"
-            break
-        samples.append(sample)
-    if not samples:
-        assert failure is not None
-        status = "did not finish" if failure.get("dnf") else _failure_status(failure)
-        return Figure(n=n, status=status, note=str(failure.get("error", "")))
-    return _median_figure(samples, n)
+        for key, argv in argvs.items():
+            if key in failures:
+                continue
+            sample = run_child(argv, timeout)
+            if not sample.get("ok"):
+                if not sample.get("error"):
+                    sample["error"] = f"its self-check failed: {sample.get('extra')}"
+                failures[key] = sample
+                continue
+            samples[key].append(sample)
+    figures: dict[str, Figure] = {}
+    for key in argvs:
+        if samples[key]:
+            figures[key] = _median_figure(samples[key], n)
+        else:
+            failure = failures[key]
+            status = "did not finish" if failure.get("dnf") else _failure_status(failure)
+            figures[key] = Figure(n=n, status=status, note=str(failure.get("error", "")))
+    return figures
 
 
 def _failure_status(failure: dict[str, Any]) -> str:

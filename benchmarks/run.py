@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _report
 import _upstream_env
-from _children import Figure, measure, ours_argv, scaling_argv, upstream_argv
+from _children import Figure, measure, measure_interleaved, ours_argv, scaling_argv, upstream_argv
 
 BACKENDS = ("asyncio", "trio")
 MEMORY_BURST = 1_000
@@ -155,8 +155,11 @@ def run_scenario(name: str, mode: Mode, upstream_python: Path | None) -> dict[st
     n = mode.sizes[name]
     repeats = repeats_for(mode, name)
     row: dict[str, Any] = {"scenario": name}
+    figures = measure_interleaved(
+        {backend: ours_argv(name, backend, n) for backend in BACKENDS}, n, repeats, mode.ours_timeout
+    )
     for backend in BACKENDS:
-        row[backend] = measure(ours_argv(name, backend, n), n, repeats, mode.ours_timeout)
+        row[backend] = figures[backend]
         log(f"  {name} ours/{backend}: {_describe(row[backend])}")
     if upstream_python is not None and name in UPSTREAM_SCENARIOS:
         row.update(run_upstream(name, mode, upstream_python, min(repeats, 3)))
@@ -181,10 +184,9 @@ def run_upstream(name: str, mode: Mode, python: Path, repeats: int) -> dict[str,
 def run_curve(curve: str, points: tuple[int, ...], mode: Mode) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for x in points:
-        row: dict[str, Any] = {"x": x}
-        for backend in BACKENDS:
-            argv = scaling_argv(curve, backend, x, mode.curve_burst)
-            row[backend] = measure(argv, mode.curve_burst, 1 if mode.smoke else 3, mode.ours_timeout)
+        argvs = {backend: scaling_argv(curve, backend, x, mode.curve_burst) for backend in BACKENDS}
+        figures = measure_interleaved(argvs, mode.curve_burst, 1 if mode.smoke else 3, mode.ours_timeout)
+        row: dict[str, Any] = {"x": x, **figures}
         log(f"  scaling {curve}={x}: asyncio {_describe(row['asyncio'])}; trio {_describe(row['trio'])}")
         rows.append(row)
     return rows
