@@ -179,9 +179,10 @@ class EventBus(FindMixin):
         #: set by emit when the runloop sleeps on an empty queue
         #: where the runloop waits for events while its queue is empty (made when the bus starts)
         self._arrival: Parker | None = None
-        #: events waiting on this bus and not claimed yet, by id, in FIFO order (what a snapshot writes as the
-        #: queue); keyed by the id because a string caches its hash and an event's ``__hash__`` is Python code
-        self._queue: dict[str, BaseEvent[Any]] = {}
+        #: events waiting on this bus and not claimed yet, in FIFO order (what a snapshot writes as the queue),
+        #: keyed by ``id(event)``: two event objects may share an ``event_id`` (a message decoded twice), and
+        #: an event's own ``__hash__`` is Python code
+        self._queue: dict[int, BaseEvent[Any]] = {}
         self._in_flight = 0
         self._running = False
         self._closed = False
@@ -456,7 +457,7 @@ class EventBus(FindMixin):
         event._buses.append(self)
         event._queued_on.add(self)
         event.event_pending_bus_count += 1
-        self._queue[event.event_id] = event
+        self._queue[id(event)] = event
         stream = self._send_stream
         if stream is not None:
             stream.send_nowait(event)
@@ -493,7 +494,7 @@ class EventBus(FindMixin):
             event._buses.append(self)
         event._queued_on.add(self)
         event.event_pending_bus_count += 1
-        self._queue[event.event_id] = event
+        self._queue[id(event)] = event
         if self._send_stream is not None:
             self._send_stream.send_nowait(event)
             self._wake_runloop()

@@ -138,36 +138,28 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
 
     Every run needs its event-level scope, even a root event's without a timeout: a handler of another
     event may emit the running event elsewhere and so adopt it as a child, and that handler's timeout must
-    then abort it (``EventRun.cancel``). The one exception is a child processed inline by the handler that
-    emitted it, whose limits cannot fire first (``_enclosing_deadline``)."""
+    then abort it (``EventRun.cancel``)."""
     row, run, event, bus = frame.result, frame.run, frame.event, frame.bus
     handler = row.handler
     now = None if timeout is None and run.timeout is None else bus._backend.current_time()
     event_deadline = math.inf
+    if run.scope_active:
+        event_scope = None
+    else:
+        if now is not None:
+            event_deadline = run.deadline(now)
+        event_scope = run.new_scope(math.inf)  # armed by _arm when the handler first suspends
     deadline = math.inf if timeout is None or now is None else now + timeout
     handler_scope: CancelScope | None = None
-    event_scope: CancelScope | None = None
-    if not run.scope_active and now is not None:
-        event_deadline = run.deadline(now)
-    bound = _enclosing_deadline(run, event, frame)
-    if bound is not None and event_deadline >= bound and deadline >= bound:
-        # an inline child whose limits cannot fire before its parent handler's: no scopes of its own
-        frame.deadline = bound
-    else:
-        if not run.scope_active:
-            event_scope = run.new_scope(math.inf)  # armed by _arm when the handler first suspends
-        if (
-            (event_scope is None and timeout is not None)
-            or (event_scope is not None and deadline < event_deadline)
-            or (run.first and run.parallel)
-        ):
-            handler_scope = bus._backend.create_cancel_scope()  # armed with ``deadline`` likewise
-        frame.deadline = deadline if deadline < event_deadline else event_deadline
+    if (
+        (event_scope is None and timeout is not None)
+        or (event_scope is not None and deadline < event_deadline)
+        or (run.first and run.parallel)
+    ):
+        handler_scope = bus._backend.create_cancel_scope()  # armed with ``deadline`` likewise
     row._cancel_scope = handler_scope
     deadlines: _Deadlines | None = None
-    if (event_scope is not None and event_deadline != math.inf) or (
-        handler_scope is not None and deadline != math.inf
-    ):
+    if event_deadline != math.inf or (handler_scope is not None and deadline != math.inf):
         deadlines = (event_scope, event_deadline, handler_scope, deadline, bus._set_deadline)
     value: Any = _INTERRUPTED
     monitor = bus._monitor
@@ -232,37 +224,6 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
             run.timed_out = True
         return _INTERRUPTED
     return value
-
-
-def _enclosing_deadline(run: EventRun, event: BaseEvent[Any], frame: HandlerFrame) -> float | None:
-    """The deadline of the scopes a handler already runs inside of, when it may do without scopes of its
-    own, else None.
-
-    That is a child being processed inline (a queue-jump) in a step of the very handler that emitted it,
-    by a run that is not ``first``-mode and is not inside a shared parallel scope. Every cancellation that
-    can target such a child also cancels a scope around that parent handler: its timeouts, its event's
-    timeout and a ``first()`` winner cancel the parent's scopes before ``cancel_descendants`` reaches the
-    child, and a child that has a parent cannot be adopted by another handler. So when the child's own
-    limits are no earlier than this deadline (each inline child started later than its parent, and with
-    the default limits, its are later), the parent's scopes interrupt it first in any case, with the same
-    outcome on its row (aborted, because its parent handler or event timed out), and the two scopes per
-    inline child (about 6% of upstream's worst-case scenario) are not needed. The parent's deadlines,
-    though armed only when it first suspends, are armed by the same suspension as the child's would be.
-
-    Not for a child processed by a task the parent handler spawned (``_stepping`` is only set while the
-    handler's own step runs): that task may run outside the parent's scopes."""
-    parent = run.parent_frame
-    if (
-        parent is None
-        or run.scope_active
-        or run.first
-        or not parent.result._stepping
-        or event.event_emitted_by_handler_id != parent.handler.id
-        or event.event_parent_id != parent.event.event_id
-        or frame.handler.run_in_thread
-    ):
-        return None
-    return parent.deadline
 
 
 class _NoScope:

@@ -7,7 +7,6 @@ spawns inherit it.
 
 from __future__ import annotations
 
-import math
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +34,8 @@ class HandlerFrame:
     """Where a handler call runs: its event, handler, bus and row, plus the event limiters that the chain of
     processing above it already holds (a queue-jump must not try to take those again).
 
-    Never modified once its handler starts. (Not an ``attrs.frozen`` class only because one is made per
-    handler call and a frozen ``__init__`` costs three times as much.)"""
+    Never modified after it is made. (Not an ``attrs.frozen`` class only because one is made per handler
+    call and a frozen ``__init__`` costs three times as much.)"""
 
     event: BaseEvent[Any]
     handler: EventHandler
@@ -45,10 +44,6 @@ class HandlerFrame:
     held: frozenset[SerialSlot]
     #: The processing (``_runtime.EventRun``) this call belongs to.
     run: Any
-    #: The earliest deadline (anyio clock) among the event and handler scopes this call runs in, its own or
-    #: those it runs inside of; ``inf`` when it has none, or is a sync handler (which cannot be
-    #: interrupted). Set before the handler starts.
-    deadline: float = math.inf
 
 
 current_frame: ContextVar[HandlerFrame | None] = ContextVar("bubus_anyio_handler_frame", default=None)

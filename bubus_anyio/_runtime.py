@@ -138,7 +138,7 @@ class EventRun:
 def claim(bus: EventBus, event: BaseEvent[Any]) -> None:
     """Take ``event`` out of ``bus``'s queue (logically: its copy in the stream will be skipped)."""
     event._queued_on.discard(bus)
-    del bus._queue[event.event_id]
+    del bus._queue[id(event)]
     bus._in_flight += 1
     if bus._room is not None:  # someone waits in send() for room
         bus._on_dequeued()

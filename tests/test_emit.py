@@ -125,6 +125,31 @@ class TestEmit:
             assert await event.event_result() == "ad hoc"
 
 
+class TestSameIdTwice:
+    """Two event objects can share an ``event_id`` (the same wire message decoded twice, a copy): each is
+    queued and processed on its own."""
+
+    @pytest.mark.anyio
+    async def test_the_same_message_decoded_twice_is_processed_twice(self) -> None:
+        wire = EmitNum(n=1).to_json()
+        seen: list[int] = []
+        with anyio.fail_after(3):
+            async with EventBus("SameIdTwice") as bus:
+
+                async def on_num(event: EmitNum) -> int:
+                    seen.append(event.n)
+                    return event.n
+
+                bus.on(EmitNum, on_num)
+                first = bus.emit(EmitNum.from_json(wire))
+                second = bus.emit(EmitNum.from_json(wire))  # a redelivery, decoded again
+                assert first is not second and first.event_id == second.event_id
+                assert bus.statistics().queued == 2
+                await first
+                await second
+        assert seen == [1, 1]
+
+
 class TestHandlerErrors:
     @pytest.mark.anyio
     async def test_handler_exception_lands_on_its_row_and_others_still_run(self) -> None:

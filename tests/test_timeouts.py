@@ -662,3 +662,88 @@ async def test_a_child_awaited_by_a_task_its_parent_spawned_elsewhere_is_aborted
     error = holder["child"].event_results[h_child.id].error
     assert isinstance(error, EventHandlerAbortedError)
     assert "spawns_an_awaiter" in str(error)
+
+
+class ShParent(BaseEvent[Any]):
+    pass
+
+
+class ShChild(BaseEvent[Any]):
+    pass
+
+
+async def test_a_child_awaited_under_a_shield_keeps_its_own_event_timeout() -> None:
+    """A handler may shield ``await child`` from its own timeout (a cleanup step); the child then still
+    obeys its own limit, which needs scopes of its own inside the shield."""
+    with anyio.fail_after(3):
+        async with EventBus("ShEvent", event_timeout=None) as bus:
+
+            async def on_parent(event: ShParent) -> str:
+                with anyio.CancelScope(shield=True):
+                    child = await bus.emit(ShChild(event_timeout=0.05))
+                return child.event_status
+
+            async def on_child(event: ShChild) -> None:
+                await anyio.sleep(2)
+
+            bus.on(ShParent, on_parent, handler_timeout=0.02)
+            h_child = bus.on(ShChild, on_child)
+            t0 = anyio.current_time()
+            parent = await bus.emit(ShParent())
+            elapsed = anyio.current_time() - t0
+    (child,) = parent.event_children
+    error = child.event_results[h_child.id].error
+    assert isinstance(error, EventHandlerAbortedError)
+    assert "timed out after 0.05s" in str(error)
+    assert elapsed < 1.0
+
+
+async def test_a_child_awaited_under_a_shield_keeps_its_own_handler_timeout() -> None:
+    with anyio.fail_after(3):
+        async with EventBus("ShHandler", event_timeout=None) as bus:
+
+            async def on_parent(event: ShParent) -> None:
+                with anyio.CancelScope(shield=True):
+                    await bus.emit(ShChild())
+
+            async def on_child(event: ShChild) -> None:
+                await anyio.sleep(2)
+
+            bus.on(ShParent, on_parent, handler_timeout=0.02)
+            h_child = bus.on(ShChild, on_child, handler_timeout=0.05)
+            parent = await bus.emit(ShParent())
+    (child,) = parent.event_children
+    assert isinstance(child.event_results[h_child.id].error, EventHandlerTimeoutError)
+
+
+async def test_a_shielded_child_of_a_first_loser_is_aborted_when_first_resolves() -> None:
+    """``first()`` cancels the losers and their descendants; a loser's child awaited under a shield is
+    reached through its own scope."""
+    with anyio.fail_after(4):
+        async with EventBus("ShFirst", event_timeout=None, event_handler_concurrency="parallel") as bus:
+
+            async def fast(event: ShParent) -> str:
+                await anyio.sleep(0.02)
+                return "fast"
+
+            async def loser(event: ShParent) -> str:
+                with anyio.CancelScope(shield=True):
+                    await bus.emit(ShChild())
+                return "slow"
+
+            async def on_child(event: ShChild) -> None:
+                await anyio.sleep(2)
+
+            bus.on(ShParent, fast)
+            h_loser = bus.on(ShParent, loser)
+            h_child = bus.on(ShChild, on_child)
+            t0 = anyio.current_time()
+            parent = bus.emit(ShParent(event_handler_completion="first"))
+            assert await parent.first() == "fast"
+            elapsed = anyio.current_time() - t0
+            await bus.wait_until_idle()
+    (child,) = parent.event_results[h_loser.id].event_children
+    error = child.event_results[h_child.id].error
+    assert isinstance(error, EventHandlerAbortedError)
+    assert "first() resolved" in str(error)
+    assert elapsed < 1.0
