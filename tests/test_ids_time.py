@@ -213,6 +213,24 @@ class TestMonotonicDatetime:
         stamp = datetime.fromisoformat(monotonic_datetime()[:26] + "+00:00")
         assert abs((stamp - now).total_seconds()) < 5
 
+    def test_stamps_across_a_second_boundary_and_clock_ties(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The cached second is left exactly at its end, ties are bumped by one nanosecond, and every stamp
+        equals the general formatting of its instant."""
+        from bubus_anyio import _time
+
+        boundary = 1_800_000_001 * 1_000_000_000  # the start of an epoch second
+        start = boundary - _time._ANCHOR_NS - 2  # pyright: ignore[reportPrivateUsage]
+        readings = iter([start, start + 1, start + 1, start + 2, start + 5])
+        monkeypatch.setattr(_time, "_monotonic_ns", lambda: next(readings))
+        monkeypatch.setattr(_time, "_last_mono", 0)
+        monkeypatch.setattr(_time, "_second", (0, 0, ""))
+        stamps = [_time.new_timestamp() for _ in range(5)]
+        anchor = _time._ANCHOR_NS  # pyright: ignore[reportPrivateUsage]
+        expected = [start, start + 1, start + 2, start + 3, start + 5]  # the tie bumped, the next one too
+        assert stamps == [_time.format_ns(anchor + m) for m in expected]
+        assert stamps[1].endswith(".999999999Z") and stamps[2].endswith(".000000000Z")
+        assert all(a < b for a, b in itertools.pairwise(stamps))
+
     def test_strictly_increasing_across_threads(self) -> None:
         results: list[list[str]] = []
 
