@@ -17,6 +17,7 @@ import math
 import types
 from collections.abc import Callable, Generator
 from contextvars import Context, copy_context
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -33,6 +34,7 @@ from ._errors import (
 )
 from ._events import BaseEvent
 from ._handlers import EventHandler
+from ._monitor import SlowMonitor
 from ._results import EventResult
 from ._runtime import EventRun, cancel_descendants
 from ._slots import SerialSlot
@@ -67,9 +69,18 @@ async def _await_value(value: Any) -> Any:
 _Deadlines = tuple[CancelScope | None, float, CancelScope | None, float, Callable[[CancelScope, float], None]]
 
 
+#: What the slow monitor needs once a handler first suspends: (monitor, the handler's frame, its start on
+#: ``perf_counter``).
+_Watch = tuple[SlowMonitor, HandlerFrame, float]
+
+
 @types.coroutine
 def _drive(
-    ctx: Context, coro: Any, row: EventResult[Any], deadlines: _Deadlines | None = None
+    ctx: Context,
+    coro: Any,
+    row: EventResult[Any],
+    deadlines: _Deadlines | None = None,
+    watch: _Watch | None = None,
 ) -> Generator[Any, Any, Any]:
     """Run a handler coroutine to completion with every step inside ``ctx``: the handler sees the emit-time
     context although it runs in the processing task (no task per handler). Yielded values pass through
@@ -81,7 +92,8 @@ def _drive(
 
     ``deadlines`` are set on their (already entered) scopes when the handler first suspends. A handler can
     only be interrupted while suspended, so this is the same as arming them up front, minus a timer per
-    handler that finishes without suspending (most of them)."""
+    handler that finishes without suspending (most of them). Likewise the slow monitor starts watching it
+    then (``watch``): it is a task, and cannot run before."""
     run = ctx.run
     send = coro.send
     throw = coro.throw
@@ -101,6 +113,9 @@ def _drive(
             if deadlines is not None:
                 _arm(deadlines)
                 deadlines = None
+            if watch is not None:
+                _start_watching(watch)
+                watch = None
             error = None
             try:
                 value = yield yielded
@@ -108,6 +123,14 @@ def _drive(
                 error = exc
     finally:
         coro.close()
+
+
+def _start_watching(watch: _Watch) -> None:
+    monitor, frame, started = watch
+    monitor.watch_row(frame.result, frame.event, started)
+    run = frame.run
+    if not run.watched:
+        monitor.watch_run(run)
 
 
 def _arm(deadlines: _Deadlines) -> None:
@@ -163,27 +186,26 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
         deadlines = (event_scope, event_deadline, handler_scope, deadline, bus._set_deadline)
     value: Any = _INTERRUPTED
     monitor = bus._monitor
-    if monitor is not None:  # only handlers that can suspend are watched: the monitor never sees the others
-        monitor.watch_row(row, event)
-        if not run.watched:
-            monitor.watch_run(run)
+    watch = None if monitor is None else (monitor, frame, perf_counter())  # watched once it suspends
     with event_scope if event_scope is not None else _NO_SCOPE:
         if event_scope is not None:
             run.scope_active = True
         try:
             with handler_scope if handler_scope is not None else _NO_SCOPE:
                 if awaitable is not None:
-                    value = await _drive(ctx, awaitable, row, deadlines)
+                    value = await _drive(ctx, awaitable, row, deadlines, watch)
                 elif handler.run_in_thread:
                     if deadlines is not None:
-                        _arm(deadlines)  # the thread starts at once: arm now
+                        _arm(deadlines)  # the thread starts at once: arm now, and watch
+                    if watch is not None:
+                        _start_watching(watch)
                     value = await anyio.to_thread.run_sync(
                         _enter_in, ctx, frame, abandon_on_cancel=True, limiter=bus._thread_limiter
                     )
                 else:
                     fn = handler.handler
                     assert fn is not None
-                    value = await _drive(ctx, ctx.run(_enter, frame, fn, event), row, deadlines)
+                    value = await _drive(ctx, ctx.run(_enter, frame, fn, event), row, deadlines, watch)
         except bus._cancelled_exc as exc:
             if not is_cancelling(exc):
                 _record_stray_cancellation(event, row, exc)
@@ -195,7 +217,9 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
             if event_scope is not None:
                 run.scope_active = False
             if monitor is not None:
-                monitor.unwatch_row(row)
+                rows = monitor.rows
+                if rows:
+                    rows.pop(row, None)
         if handler_scope is not None and handler_scope.cancelled_caught:
             value = _INTERRUPTED
             reason = row._abort_reason

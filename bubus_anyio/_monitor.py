@@ -1,7 +1,7 @@
 """The slow monitor: one task per bus that warns about handlers and events running past their slow
 thresholds. It never cancels anything.
 
-Watching is two dict operations per handler call that can suspend (a sync handler never lets the
+Watching is two dict operations per handler call that suspends (one that does not never lets the
 monitor run while it does, so it is not watched); the task itself wakes at a quarter of the lowest
 threshold it watches (5 ms to 1 s), and is woken early only when a new, lower threshold needs a faster
 pace, so the common case (thresholds of many seconds) costs nothing per event.
@@ -33,21 +33,22 @@ def _interval(threshold: float) -> float:
 class SlowMonitor:
     """Slow-handler and slow-event warnings for one bus (``label`` names the bus in messages)."""
 
-    __slots__ = ("_interval", "_lowest", "_rows", "_runs", "_wakeup", "handler_default", "label")
+    __slots__ = ("_interval", "_lowest", "_runs", "_wakeup", "handler_default", "label", "rows")
 
     def __init__(self, label: str, handler_default: float | None) -> None:
         self.label = label
         #: the bus's ``event_handler_slow_timeout``, the last fallback for handlers
         self.handler_default = handler_default
-        self._rows: dict[EventResult[Any], tuple[float, float, BaseEvent[Any]]] = {}
+        self.rows: dict[EventResult[Any], tuple[float, float, BaseEvent[Any]]] = {}
         self._runs: dict[Any, tuple[float, float]] = {}
         self._lowest = math.inf
         self._interval = math.inf
         self._wakeup: anyio.Event | None = None
 
-    def watch_row(self, row: EventResult[Any], event: BaseEvent[Any]) -> None:
-        """A handler that can suspend starts (one that cannot never lets this monitor run while it does, so
-        it is not watched): threshold = its own > the event's handler one > the event's > the bus's."""
+    def watch_row(self, row: EventResult[Any], event: BaseEvent[Any], started: float) -> None:
+        """A handler suspended for the first time (``started`` is when it started, on ``perf_counter``;
+        one that never suspends never lets this monitor run while it does, so it is not watched; whoever
+        calls this removes the row from :attr:`rows` when the handler ends): threshold = its own > the event's handler one > the event's > the bus's."""
         handler = row.handler
         if handler.handler_slow_timeout_is_set:
             threshold = handler.handler_slow_timeout
@@ -59,13 +60,9 @@ class SlowMonitor:
             threshold = self.handler_default
         if threshold is None or (row.timeout is not None and row.timeout <= threshold):
             return  # it would time out before it could be slow
-        self._rows[row] = (perf_counter(), threshold, event)
+        self.rows[row] = (started, threshold, event)
         if threshold < self._lowest:
             self._lower(threshold)
-
-    def unwatch_row(self, row: EventResult[Any]) -> None:
-        if self._rows:
-            self._rows.pop(row, None)
 
     def watch_run(self, run: Any) -> None:
         """``run`` (the runtime's ``EventRun``) reached its first handler that can suspend: from then on its
@@ -98,7 +95,7 @@ class SlowMonitor:
     async def run_forever(self) -> None:
         """Run in the bus's task group until the bus stops."""
         warned: set[object] = set()
-        rows, runs = self._rows, self._runs
+        rows, runs = self.rows, self._runs
         while True:
             wakeup = self._wakeup = anyio.Event()
             self._interval = _interval(self._lowest)

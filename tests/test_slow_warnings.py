@@ -120,3 +120,44 @@ async def test_slow_event_warns_with_its_handler_count(
     messages = [r.getMessage() for r in caplog.records if "Slow event processing" in r.getMessage()]
     assert len(messages) == 1
     assert "SWSlowEvent#" in messages[0] and "1 handlers" in messages[0]
+
+
+async def test_a_handler_is_timed_from_its_start_not_from_its_first_await(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The monitor starts watching a handler when it first suspends (it cannot run before), but times it
+    from its start: one that computed past its threshold before awaiting is reported at once."""
+    import time
+
+    caplog.set_level(logging.WARNING, logger="bubus_anyio")
+    with anyio.fail_after(5):
+        async with EventBus("SWComputes", event_handler_slow_timeout=0.05) as bus:
+
+            async def computes_then_awaits(event: SWWork) -> None:
+                end = time.perf_counter() + 0.08
+                while time.perf_counter() < end:
+                    pass
+                await anyio.sleep(0.03)  # shorter than the threshold by itself
+
+            bus.on(SWWork, computes_then_awaits)
+            await bus.emit(SWWork())
+    (record,) = _slow_records(caplog)
+    assert "computes_then_awaits" in record.getMessage()
+
+
+async def test_a_sync_handler_is_never_watched(caplog: pytest.LogCaptureFixture) -> None:
+    """A plain sync handler holds the event loop until it returns: no warning could be printed while it
+    runs, so none is printed after either."""
+    import time
+
+    caplog.set_level(logging.WARNING, logger="bubus_anyio")
+    with anyio.fail_after(5):
+        async with EventBus("SWSync", event_handler_slow_timeout=0.01) as bus:
+
+            def blocks(event: SWWork) -> None:
+                time.sleep(0.05)
+
+            bus.on(SWWork, blocks)
+            await bus.emit(SWWork())
+            await anyio.sleep(0.05)
+    assert _slow_records(caplog) == []
