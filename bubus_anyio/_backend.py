@@ -224,18 +224,20 @@ class _AsyncioSignal(Signal):
 
 
 class _TrioSignal(Signal):
+    """Made only by :func:`make_signal`, which loads ``trio.lowlevel`` first (read here as a global)."""
+
     __slots__ = ()
 
     def set(self) -> None:
         self._flag = True
         waiters, self._waiters = self._waiters, []
         if waiters:
-            reschedule = _trio_lowlevel().reschedule
+            reschedule = _trio_lowlevel_module.reschedule
             for task in waiters:
                 reschedule(task)
 
     async def wait(self) -> None:
-        lowlevel = _trio_lowlevel()
+        lowlevel = _trio_lowlevel_module
         if self._flag:
             await lowlevel.checkpoint()
             return
@@ -266,4 +268,6 @@ def make_signal(cancelled_exc_class: type[BaseException]) -> Signal:
     """The signal for the running backend (told apart by its cancellation exception class)."""
     if issubclass(cancelled_exc_class, asyncio.CancelledError):
         return _AsyncioSignal()
+    if _trio_lowlevel_module is None:
+        _trio_lowlevel()
     return _TrioSignal()
