@@ -177,7 +177,10 @@ async def process_now(event: BaseEvent[Any], frame: HandlerFrame) -> None:
             continue
         if not bus._running:
             raise BusNotRunningError(f"{event.event_label} is queued on {bus.label}, which is not running")
-        limiter = _limiter_for(bus, event)
+        mode = event.event_concurrency or bus.event_concurrency  # _limiter_for(bus, event), written out
+        limiter = (
+            None if mode == "parallel" else bus._limiter if mode == "bus-serial" else global_serial_limiter()
+        )
         if limiter is None or limiter in held:
             claim(bus, event)
             processed_here = True

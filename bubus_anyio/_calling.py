@@ -38,6 +38,7 @@ from ._monitor import SlowMonitor
 from ._results import EventResult
 from ._runtime import EventRun, cancel_descendants
 from ._slots import SerialSlot
+from ._time import new_timestamp
 from ._validation import describe_mismatch, type_repr
 
 if TYPE_CHECKING:
@@ -354,11 +355,19 @@ async def run_handler(
     if run.stopped:
         return  # a first() winner or a cancellation came first: the row stays pending, then Cancelled
     handler = row.handler
-    timeout = effective_handler_timeout(handler, event, bus)
+    if (
+        handler.handler_timeout_is_set
+        or event.event_handler_timeout is not None
+        or event.event_timeout is not None
+    ):
+        timeout = effective_handler_timeout(handler, event, bus)
+    else:  # nothing but the bus's limit applies, at both levels
+        timeout = bus.event_timeout
     row.timeout = timeout
-    row.mark_started()
+    row.status = "started"  # row.mark_started(), written out
+    row.started_at = started_at = new_timestamp()
     if event.event_started_at is None:
-        event.event_started_at = row.started_at
+        event.event_started_at = started_at
     hooks = bus._hooks
     if hooks is not None:
         hooks.notify("on_event_result_change", event, row, "started")
