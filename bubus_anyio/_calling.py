@@ -192,21 +192,25 @@ async def _run_in_scopes(frame: HandlerFrame, ctx: Context, timeout: float | Non
         if event_scope is not None:
             run.scope_active = True
         try:
-            with handler_scope if handler_scope is not None else _NO_SCOPE:
-                if awaitable is not None:
-                    value = await _drive(ctx, awaitable, row, deadlines, watch)
-                elif handler.run_in_thread:
-                    if deadlines is not None:
-                        _arm(deadlines)  # the thread starts at once: arm now, and watch
-                    if watch is not None:
-                        _start_watching(watch)
-                    value = await anyio.to_thread.run_sync(
-                        _enter_in, ctx, frame, abandon_on_cancel=True, limiter=bus._thread_limiter
-                    )
-                else:
-                    fn = handler.handler
-                    assert fn is not None
-                    value = await _drive(ctx, ctx.run(_enter, frame, fn, event), row, deadlines, watch)
+            if awaitable is not None:
+                call = _drive(ctx, awaitable, row, deadlines, watch)
+            elif handler.run_in_thread:
+                if deadlines is not None:
+                    _arm(deadlines)  # the thread starts at once: arm now, and watch
+                if watch is not None:
+                    _start_watching(watch)
+                call = anyio.to_thread.run_sync(
+                    _enter_in, ctx, frame, abandon_on_cancel=True, limiter=bus._thread_limiter
+                )
+            else:
+                fn = handler.handler
+                assert fn is not None
+                call = _drive(ctx, ctx.run(_enter, frame, fn, event), row, deadlines, watch)
+            if handler_scope is None:
+                value = await call
+            else:
+                with handler_scope:
+                    value = await call
         except bus._cancelled_exc as exc:
             if not is_cancelling(exc):
                 _record_stray_cancellation(event, row, exc)
