@@ -211,7 +211,10 @@ def _check_not_waiting_on_self(event: BaseEvent[Any], frame: HandlerFrame, what:
                 f"{what} on {event.event_label} inside its own handler {frame.handler.label} (or a descendant's) "
                 "could never finish: an event completes only after its handlers return"
             )
-        ancestor = ancestor.event_parent
+        parent = ancestor._parent  # ancestor.event_parent, written out: this runs on every ``await child``
+        if parent is None and ancestor._parent_ref is not None:
+            parent = ancestor._parent_ref()
+        ancestor = parent
 
 
 async def wait_now(event: BaseEvent[Any]) -> None:
