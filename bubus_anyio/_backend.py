@@ -1,6 +1,7 @@
-"""The one backend-specific spot: telling a real cancellation from a stray ``CancelledError``, and how
-the runloop waits when its queue is empty (how long to spin first, and a one-waiter parking spot), and a
-lighter completion signal for ``await event``.
+"""The one backend-specific spot: telling a real cancellation from a stray ``CancelledError``; how the
+runloop waits when its queue is empty (a cheap yield or two first, then a one-waiter parking spot); a
+lighter completion signal for ``await event``; the running anyio backend class, which a bus looks up
+once; and how to arm a deadline that has already passed without anyio formatting the task's repr.
 
 On trio a ``Cancelled`` exception only ever comes from a cancel scope. On asyncio a ``CancelledError`` can
 also escape from awaiting *another* task or future that someone cancelled; that is the handler's own error,
@@ -67,7 +68,7 @@ def _set_deadline_asyncio(scope: Any, deadline: float) -> None:
         scope.deadline = deadline
 
 
-def set_deadline_for(cancelled_exc_class: type[BaseException]) -> Any:
+def set_deadline_for(cancelled_exc_class: type[BaseException]) -> Callable[[Any, float], None]:
     """How to arm a scope's deadline on the running backend (told apart by its cancellation class)."""
     if issubclass(cancelled_exc_class, asyncio.CancelledError):
         return _set_deadline_asyncio
