@@ -654,12 +654,15 @@ def _include_by_default(row: EventResult[Any]) -> bool:
     )
 
 
-def _normalize_field(field: str, value: Any) -> str:
+def _normalize_field(field: str, value: Any, where: str | None = None) -> str:
+    """``value`` in canonical timestamp form, or an :class:`EventValidationError` naming the field (after
+    ``where``, when given: the wire decoder names the object it reads)."""
     try:
         return normalize_timestamp(value)
     except ValueError as exc:
+        label = field if where is None else f"{where}.{field}"
         raise EventValidationError(
-            f"{field}: {exc}", field=field, value=value, expected="timestamp"
+            f"{label}: {exc}", field=field, value=value, expected="timestamp"
         ) from None
 
 

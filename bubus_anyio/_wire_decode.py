@@ -24,11 +24,10 @@ import orjson
 
 from . import _errors
 from ._errors import EventHandlerError, EventValidationError
-from ._events import EVENT_TYPES, META_FIELDS, UPSTREAM_RESERVED, BaseEvent
+from ._events import EVENT_TYPES, META_FIELDS, UPSTREAM_RESERVED, BaseEvent, _normalize_field
 from ._handlers import EventHandler
 from ._ids import normalize_uuid
 from ._results import EventResult
-from ._time import normalize_timestamp
 from ._wire import _CHILD_IDS, _PLANS, RemoteHandlerError, _GenericEvent, _Plan, _plan
 
 __all__ = [
@@ -133,12 +132,7 @@ def _opt_uuid(where: str, field: str, value: object) -> Any:
 def _timestamp(where: str, field: str, value: object) -> Any:
     if type(value) is not str:
         raise _invalid(where, field, value, "timestamp string")
-    try:
-        return normalize_timestamp(value)
-    except ValueError as exc:
-        raise EventValidationError(
-            f"{where}.{field}: {exc}", field=field, value=value, expected="timestamp"
-        ) from None
+    return _normalize_field(field, value, where)
 
 
 def _event_timestamp(where: str, field: str, value: object) -> Any:
