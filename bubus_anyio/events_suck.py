@@ -18,6 +18,9 @@ Round trip::
 
 Everything here is ordinary :class:`BaseEvent` machinery: the generated classes validate their payload
 strictly, the client's methods raise whatever :meth:`BaseEvent.event_result` raises.
+
+Longer than 500 lines because it is a public module of three tools that share the signature and field
+introspection they are built on.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from typing import Any, TypeVar, cast, final, overload
 
 import attrs
 
-from ._bus import EventBus
-from ._events import BaseEvent
-from ._handlers import is_async_callable
+from ._bus._event_bus import EventBus
+from ._events._definition import payload_hints
+from ._events._event import BaseEvent
+from ._events._handlers import is_async_callable
 
 __all__ = ["GeneratedEvents", "make_events", "make_handler", "wrap"]
 
@@ -102,10 +106,8 @@ def _payload_names(event_class: EventClass) -> tuple[str, ...]:
 def _resolved_field_types(event_class: EventClass) -> dict[str, Any]:
     """Field annotations with string annotations (``from __future__ import annotations``) evaluated."""
     try:
-        from ._events import _payload_hints  # pyright: ignore[reportPrivateUsage]
-
-        return _payload_hints(event_class)
-    except Exception:  # unresolvable forward reference, or the helper moved: keep the raw annotations
+        return payload_hints(event_class)
+    except Exception:  # unresolvable forward reference: keep the raw annotations
         return {}
 
 

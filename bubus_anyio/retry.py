@@ -11,6 +11,9 @@ The ``multiprocess`` scope uses lock files (``portalocker``) under
 
 Cancellation (``anyio.get_cancelled_exc_class()``) is never retried, swallowed or converted: only
 :class:`Exception` subclasses count as failed attempts.
+
+Longer than 500 lines because it is a public module whose pieces are one API: the decorator, the
+validation of its options, and the four semaphore scopes it documents.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ import anyio.to_thread
 import portalocker
 from anyio.lowlevel import RunVar
 
-from ._errors import EventBusError
-from ._handlers import is_async_callable
+from ._events._errors import EventBusError
+from ._events._handlers import is_async_callable
 
 __all__ = ["RetryTimeoutError", "SemaphoreScope", "SemaphoreTimeoutError", "retry"]
 

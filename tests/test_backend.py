@@ -6,7 +6,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from bubus_anyio._backend import make_parker, make_signal
+from bubus_anyio._engine._backend import make_parker, make_signal
 
 pytestmark = pytest.mark.anyio
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from bubus_anyio import BaseEvent, EventBus, monotonic_datetime
-from bubus_anyio._ids import HANDLER_ID_NAMESPACE, handler_id, new_id, normalize_uuid
-from bubus_anyio._time import normalize_timestamp
+from bubus_anyio._events._ids import HANDLER_ID_NAMESPACE, handler_id, new_id, normalize_uuid
+from bubus_anyio._events._time import normalize_timestamp
 
 INTEROP = Path("/work/shared/interop")
 VECTOR_FILES = {
@@ -216,7 +216,7 @@ class TestMonotonicDatetime:
     def test_stamps_across_a_second_boundary_and_clock_ties(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The cached second is left exactly at its end, ties are bumped by one nanosecond, and every stamp
         equals the general formatting of its instant."""
-        from bubus_anyio import _time
+        from bubus_anyio._events import _time
 
         boundary = 1_800_000_001 * 1_000_000_000  # the start of an epoch second
         start = boundary - _time._ANCHOR_NS - 2  # pyright: ignore[reportPrivateUsage]

@@ -20,7 +20,7 @@ import anyio
 import pytest
 
 from bubus_anyio import BaseEvent, EventBus
-from bubus_anyio._errors import EventBusError
+from bubus_anyio._events._errors import EventBusError
 from bubus_anyio.retry import RetryTimeoutError, SemaphoreTimeoutError, retry
 
 # Not `import bubus_anyio.retry as ...`: the package re-exports the *function* `retry` under that name.

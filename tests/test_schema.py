@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bubus_anyio._schema import JSON_SCHEMA_DIALECT, type_to_json_schema
-from bubus_anyio._schema_checks import compile_schema_check, find_schema_mismatch
-from bubus_anyio._validation import compile_check, find_mismatch
+from bubus_anyio._validation._schema import JSON_SCHEMA_DIALECT, type_to_json_schema
+from bubus_anyio._validation._schema_checks import compile_schema_check, find_schema_mismatch
+from bubus_anyio._validation._types import compile_check, find_mismatch
 
 INTEROP = Path("/work/shared/interop")
 
@@ -315,7 +315,7 @@ def values_of(tp: Any) -> st.SearchStrategy[object]:
     if origin is Union:
         return st.one_of(*(values_of(a) for a in args))
     if hasattr(tp, "__required_keys__"):
-        from bubus_anyio._validation import type_hints, typeddict_required_keys
+        from bubus_anyio._validation._types import type_hints, typeddict_required_keys
 
         hints = type_hints(tp)
         required = typeddict_required_keys(tp, hints)

@@ -9,8 +9,8 @@ import anyio
 import pytest
 from anyio import WouldBlock
 
-from bubus_anyio import _slots
-from bubus_anyio._slots import SerialSlot
+from bubus_anyio._engine import _slots
+from bubus_anyio._engine._slots import SerialSlot
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from bubus_anyio import BaseEvent, EventBus, EventValidationError
-from bubus_anyio._events import EVENT_TYPES
+from bubus_anyio._events._definition import EVENT_TYPES
 
 INTEROP = Path("/work/shared/interop")
 SNAPSHOTS = [INTEROP / "py-2.3.2" / "bus_snapshot.json", INTEROP / "ts-2.3.2" / "bus_snapshot.json"]

@@ -29,8 +29,12 @@ import attrs
 import pytest
 import typing_extensions
 
-from bubus_anyio._schema_checks import compile_schema_check, describe_schema_mismatch, find_schema_mismatch
-from bubus_anyio._validation import compile_check, describe_mismatch, find_mismatch, type_repr
+from bubus_anyio._validation._schema_checks import (
+    compile_schema_check,
+    describe_schema_mismatch,
+    find_schema_mismatch,
+)
+from bubus_anyio._validation._types import compile_check, describe_mismatch, find_mismatch, type_repr
 
 INTEROP = Path("/work/shared/interop")
 

@@ -23,11 +23,11 @@ from bubus_anyio import (
     EventHandlerTimeoutError,
     EventValidationError,
 )
-from bubus_anyio._events import META_FIELDS
-from bubus_anyio._time import normalize_timestamp
-from bubus_anyio._wire import RemoteHandlerError, converter
-from bubus_anyio._wire_decode import event_from_json
-from bubus_anyio._wire_encode import event_to_json, json_value
+from bubus_anyio._events._definition import META_FIELDS
+from bubus_anyio._events._time import normalize_timestamp
+from bubus_anyio._wire._convert import RemoteHandlerError, converter
+from bubus_anyio._wire._decode import event_from_json
+from bubus_anyio._wire._encode import event_to_json, json_value
 
 ROW_KEYS = [
     "id",

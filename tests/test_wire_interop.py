@@ -14,8 +14,8 @@ import attrs
 import pytest
 
 from bubus_anyio import BaseEvent, EventBus, EventHandlerResultSchemaError, EventValidationError
-from bubus_anyio._events import EVENT_TYPES
-from bubus_anyio._schema_checks import compile_schema_check
+from bubus_anyio._events._definition import EVENT_TYPES
+from bubus_anyio._validation._schema_checks import compile_schema_check
 
 INTEROP = Path("/work/shared/interop")
 RUNTIMES = ("py-2.3.2", "ts-2.3.2")

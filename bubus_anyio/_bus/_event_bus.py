@@ -3,6 +3,10 @@
 A bus is a task group: ``async with EventBus('App') as bus:`` (or ``await task_group.start(bus.run)``) owns
 every task the bus starts (its runloop, parallel event tasks, the slow-handler monitor). Leaving the block
 waits for queued work to finish; an exception in the body cancels it. No task outlives the block.
+
+Longer than 500 lines because it is the one class users hold: every method is documented public API (its
+docstrings are about a third of the module), while the work behind them lives beside it (``_registry``,
+``_history``, ``_finding``, ``_snapshot``) and in the engine. Splitting the class itself would take mixins.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from contextvars import copy_context
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, ClassVar, TypeVar, cast, overload
 
 import anyio
 import attrs
@@ -24,17 +28,18 @@ from anyio import TASK_STATUS_IGNORED, CancelScope, CapacityLimiter, WouldBlock
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from . import _awaiting, _runloop, _runtime
-from ._backend import Parker, make_parker, running_backend, set_deadline_for
-from ._context import current_frame
-from ._errors import BusNotRunningError, QueueFullError
-from ._events import BaseEvent
-from ._finding import E, FindMixin, _FindWaiter, _running_names, pattern_key
-from ._handlers import _UNSET, EventHandler, HandlerCallable
-from ._history import EventHistory
-from ._ids import new_id, normalize_uuid
-from ._middleware import HookQueue
-from ._modes import (
+from .._engine import _awaiting, _runloop, _runtime
+from .._engine._backend import Parker, make_parker, running_backend, set_deadline_for
+from .._engine._hooks import HookQueue
+from .._engine._monitor import SlowMonitor
+from .._engine._runtime import DeadlockError
+from .._engine._slots import SerialSlot
+from .._events._context import current_frame
+from .._events._errors import BusNotRunningError, QueueFullError
+from .._events._event import BaseEvent
+from .._events._handlers import _UNSET, EventHandler, HandlerCallable
+from .._events._ids import new_id, normalize_uuid
+from .._events._modes import (
     EVENT_CONCURRENCY_VALUES,
     HANDLER_COMPLETION_VALUES,
     HANDLER_CONCURRENCY_VALUES,
@@ -42,9 +47,12 @@ from ._modes import (
     EventHandlerCompletion,
     EventHandlerConcurrency,
 )
-from ._monitor import SlowMonitor
-from ._runtime import DeadlockError
-from ._slots import SerialSlot
+from .._events._tree import render_tree
+from . import _finding
+from ._finding import FindWaiter, pattern_key
+from ._history import EventHistory
+from ._registry import HandlerRegistry
+from ._snapshot import bus_from_json, bus_to_dict, bus_to_json
 
 __all__ = ["BusStatistics", "EventBus"]
 
@@ -53,6 +61,12 @@ logger = logging.getLogger("bubus_anyio")
 #: Copies of events claimed by queue-jumps stay in the runloop's stream until it wakes; a skipped wake-up
 #: (``_wake_runloop(deferred=True)``) still happens once this many have piled up, so they never accumulate.
 _CLAIMED_COPIES_BEFORE_DRAIN = 64
+
+E = TypeVar("E", bound=BaseEvent[Any])
+
+#: Buses running now (inside their ``async with``/``run``), by name: for name clashes, and for finding a
+#: parent by id in other buses' histories once it left memory.
+_running_names: dict[str, EventBus] = {}
 
 EventPattern = type[BaseEvent[Any]] | str
 
@@ -86,7 +100,7 @@ def _validate_mode(name: str, value: str, allowed: frozenset[str]) -> Any:
     return str(value)
 
 
-class EventBus(FindMixin):
+class EventBus:
     """An in-memory async event bus.
 
     :param name: an identifier (default ``EventBus_<8 chars of id>``); a clash with a running bus warns and
@@ -107,6 +121,14 @@ class EventBus(FindMixin):
     :param middlewares: objects with optional async hooks ``on_event_change``, ``on_event_result_change``,
         ``on_bus_handlers_change`` (classes are instantiated once)
     """
+
+    #: Marks buses for ``EventHandler`` (below this layer): ``bus.emit`` registered as a handler forwards.
+    _bubus_forwards_events: ClassVar[bool] = True
+    # What ``await event``, ``event_completed()`` and the result accessors run: the engine's entry points,
+    # reached by an event through the buses it was emitted on (so the event layer never imports the engine).
+    _wait_now = staticmethod(_awaiting.wait_now)
+    _wait_completed = staticmethod(_awaiting.wait_completed)
+    _wait_for_results = staticmethod(_awaiting.wait_for_results)
 
     def __init__(
         self,
@@ -163,12 +185,9 @@ class EventBus(FindMixin):
         self.middlewares: list[Any] = [m() if isinstance(m, type) else m for m in middlewares]
         self._hooks: HookQueue | None = HookQueue(self) if self.middlewares else None
 
-        self.handlers: dict[str, EventHandler] = {}
-        #: handlers by pattern ('*' included), in registration order
-        self._by_pattern: dict[str, list[EventHandler]] = {}
-        #: event type -> exact handlers then wildcard ones; rebuilt lazily after a change (O(1) on())
-        self._resolved: dict[str, tuple[EventHandler, ...]] = {}
-        self._forwarders = 0
+        self._registry = HandlerRegistry()
+        #: handler id -> :class:`EventHandler`, in registration order
+        self.handlers: dict[str, EventHandler] = self._registry.by_id
         self._history = EventHistory(max_history_size, max_history_drop, owner=self.label)
 
         # The stream exists only while the bus runs (so a bus that never runs leaves nothing unclosed);
@@ -201,7 +220,7 @@ class EventBus(FindMixin):
         self._served: anyio.Event | None = None
         self._idle: anyio.Event | None = None
         self._room: anyio.Event | None = None
-        self._find_waiters: list[_FindWaiter] = []
+        self._find_waiters: list[FindWaiter] = []
         #: slow warnings; None when the bus has no slow thresholds (then handlers are not watched)
         self._monitor: SlowMonitor | None = None
 
@@ -241,7 +260,7 @@ class EventBus(FindMixin):
     @property
     def handlers_by_key(self) -> dict[str, list[str]]:
         """Handler ids by pattern, in registration order."""
-        return {key: [h.id for h in hs] for key, hs in self._by_pattern.items()}
+        return self._registry.ids_by_pattern()
 
     def __str__(self) -> str:
         icon = "🟢" if self._running else "🔴"
@@ -299,19 +318,13 @@ class EventBus(FindMixin):
 
     def add_handler(self, entry: EventHandler) -> EventHandler:
         """Register a prepared :class:`EventHandler` (used by :meth:`on` and by snapshot restore)."""
-        key = entry.event_pattern
-        existing = self._by_pattern.setdefault(key, [])
-        if existing and len(existing) <= 256 and any(h.handler_name == entry.handler_name for h in existing):
+        if self._registry.add(entry):
             warnings.warn(
-                f"{self.label}: another handler named {entry.handler_name!r} is already registered for {key!r}",
+                f"{self.label}: another handler named {entry.handler_name!r} is already registered for "
+                f"{entry.event_pattern!r}",
                 UserWarning,
                 stacklevel=3,
             )
-        self.handlers[entry.id] = entry
-        existing.append(entry)
-        self._invalidate(key)
-        if entry.forwards_to is not None:
-            self._forwarders += 1
         if self._hooks is not None:
             self._hooks.notify("on_bus_handlers_change", entry, True)
         return entry
@@ -320,7 +333,6 @@ class EventBus(FindMixin):
         """Remove handlers from ``pattern``: the given callable, handler id or :class:`EventHandler`, or all
         of them when ``handler`` is omitted. Only that pattern's handlers are touched."""
         key = pattern_key(pattern)
-        current = self._by_pattern.get(key, [])
 
         def removed(entry: EventHandler) -> bool:
             if handler is None:
@@ -331,40 +343,9 @@ class EventBus(FindMixin):
                 return entry.id == handler
             return entry.handler is handler or entry.handler == handler
 
-        keep: list[EventHandler] = []
-        for entry in current:
-            if not removed(entry):
-                keep.append(entry)
-                continue
-            self.handlers.pop(entry.id, None)
-            if entry.forwards_to is not None:
-                self._forwarders -= 1
+        for entry in self._registry.remove(key, removed):
             if self._hooks is not None:
                 self._hooks.notify("on_bus_handlers_change", entry, False)
-        if keep:
-            self._by_pattern[key] = keep
-        else:
-            self._by_pattern.pop(key, None)
-        self._invalidate(key)
-
-    def _invalidate(self, key: str) -> None:
-        if key == "*":
-            self._resolved.clear()
-        else:
-            self._resolved.pop(key, None)
-
-    def _handlers_for(self, event: BaseEvent[Any]) -> tuple[EventHandler, ...]:
-        """Exact-type handlers, then wildcard ones, each in registration order (minus forwarders to buses
-        the event already visited). One dict lookup once resolved."""
-        handlers = self._resolved.get(event.event_type)
-        if handlers is None:
-            by_pattern = self._by_pattern
-            handlers = (*by_pattern.get(event.event_type, ()), *by_pattern.get("*", ()))
-            self._resolved[event.event_type] = handlers
-        if self._forwarders:
-            path = event.event_path
-            handlers = tuple(h for h in handlers if h.forwards_to is None or h.forwards_to.label not in path)
-        return handlers
 
     # ------------------------------------------------------------------ emitting
     async def send(self, event: E) -> E:
@@ -481,7 +462,7 @@ class EventBus(FindMixin):
             self._backlog.append(event)
         self._history.add(event)
         if self._find_waiters:
-            self._resolve_finders(event)
+            _finding.resolve_finders(self._find_waiters, event)
         if event._processed is not None:
             _runtime.notify_progress(event)
         return event
@@ -680,10 +661,7 @@ class EventBus(FindMixin):
             self._find_waiters.clear()
         if clear:
             self._history.clear()
-            self.handlers.clear()
-            self._by_pattern.clear()
-            self._resolved.clear()
-            self._forwarders = 0
+            self._registry.clear()
 
     async def wait_until_idle(self, timeout: float | None = None) -> bool:
         """Wait until nothing is queued or running on this bus.
@@ -735,17 +713,87 @@ class EventBus(FindMixin):
             limiter_waiting=limiter.tasks_waiting if limiter is not None else 0,
         )
 
+    # ------------------------------------------------------------------ history queries
+    @overload
+    async def find(
+        self,
+        pattern: type[E],
+        *,
+        where: Callable[[E], bool] | None = None,
+        child_of: BaseEvent[Any] | None = None,
+        past: bool | float = True,
+        future: bool | float = False,
+        **fields: Any,
+    ) -> E | None: ...
+    @overload
+    async def find(
+        self,
+        pattern: str,
+        *,
+        where: Callable[[BaseEvent[Any]], bool] | None = None,
+        child_of: BaseEvent[Any] | None = None,
+        past: bool | float = True,
+        future: bool | float = False,
+        **fields: Any,
+    ) -> BaseEvent[Any] | None: ...
+    async def find(
+        self,
+        pattern: Any,
+        *,
+        where: Callable[[Any], bool] | None = None,
+        child_of: BaseEvent[Any] | None = None,
+        past: bool | float = True,
+        future: bool | float = False,
+        **fields: Any,
+    ) -> Any:
+        """The most recent matching event from history, or the next one emitted.
+
+        :param past: True searches all history, False none, a number only events created in the last N s
+        :param future: False returns at once, True waits for a matching emit, a number waits up to N s
+        :param where: a predicate on the event
+        :param child_of: only descendants of this event
+        :param fields: exact equality on any attribute (``event_status='completed'``, payload fields...)
+        :return: the event, or None (nothing matched in time, or the bus stopped)
+        """
+        return await _finding.find(
+            self._history,
+            self._find_waiters,
+            self._closed,
+            pattern,
+            where=where,
+            child_of=child_of,
+            past=past,
+            future=future,
+            fields=fields,
+            is_child_of=self.event_is_child_of,
+        )
+
+    def event_is_child_of(self, event: BaseEvent[Any], ancestor: BaseEvent[Any]) -> bool:
+        """True when ``ancestor`` is a parent, grandparent... of ``event`` (an event is not its own child)."""
+        return _finding.event_is_child_of(event, ancestor, self._lookup)
+
+    def event_is_parent_of(self, event: BaseEvent[Any], descendant: BaseEvent[Any]) -> bool:
+        """True when ``event`` is an ancestor of ``descendant``."""
+        return self.event_is_child_of(descendant, event)
+
+    def _lookup(self, event_id: str) -> BaseEvent[Any] | None:
+        """An event by id from this bus's history, else from any running bus's."""
+        found = self._history.get(event_id)
+        if found is not None:
+            return found
+        for bus in list(_running_names.values()):
+            found = bus._history.get(event_id)
+            if found is not None:
+                return found
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready snapshot in bubus's bus shape: config, handlers, handler index, history with result
         rows, and the ids still queued (FIFO)."""
-        from ._snapshot import bus_to_dict
-
         return bus_to_dict(self)
 
     def to_json(self) -> str:
         """:meth:`to_dict` as compact JSON."""
-        from ._snapshot import bus_to_json
-
         return bus_to_json(self)
 
     @classmethod
@@ -756,15 +804,11 @@ class EventBus(FindMixin):
 
         :raises EventValidationError: naming the field and value, for malformed input
         """
-        from ._snapshot import bus_from_json
-
         return bus_from_json(cls, data)
 
     def log_tree(self) -> str:
         """The event history as a tree: events, the handler rows under them, children under the handler that
         emitted them. Also logged at DEBUG on ``bubus_anyio``."""
-        from ._tree import render_tree
-
         text = render_tree(self)
         logger.debug("%s", text)
         return text

@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio import CancelScope, WouldBlock
 
+from .._events._context import HandlerFrame, current_frame
+from .._events._errors import BusNotRunningError
 from ._backend import make_signal
-from ._context import HandlerFrame, current_frame
-from ._errors import BusNotRunningError
 from ._runloop import process
 from ._runtime import DeadlockError, _acquirers, _wake_acquirers, claim, global_serial_limiter
 from ._slots import SerialSlot
 
 if TYPE_CHECKING:
-    from ._bus import EventBus
-    from ._events import BaseEvent
+    from .._bus._event_bus import EventBus
+    from .._events._event import BaseEvent
 
 __all__ = ["live_held", "wait_completed", "wait_for_results", "wait_now"]
 

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
 
-from ._errors import EventHandlerAbortedError, EventValidationError
-from ._events import BaseEvent
-from ._handlers import EventHandler
-from ._wire_decode import decode_event, handler_from_dict, link_children, load_object
-from ._wire_encode import event_to_dict, handler_to_dict
+from .._events._errors import EventHandlerAbortedError, EventValidationError
+from .._events._event import BaseEvent
+from .._events._handlers import EventHandler
+from .._wire._decode import decode_event, handler_from_dict, link_children, load_object
+from .._wire._encode import event_to_dict, handler_to_dict
 
 if TYPE_CHECKING:
-    from ._bus import EventBus
+    from ._event_bus import EventBus
 
 __all__ = ["bus_from_json", "bus_to_dict", "bus_to_json"]
 

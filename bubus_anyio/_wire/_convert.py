@@ -1,6 +1,6 @@
 """What the wire format's two directions share: the converter, the per-class plans, the generic event.
 
-:mod:`._wire_encode` writes events, result rows, handlers and errors as JSON and :mod:`._wire_decode` reads
+:mod:`._encode` writes events, result rows, handlers and errors as JSON and :mod:`._decode` reads
 them back; both import this module and never each other. What they may rely on here:
 
 - :class:`RemoteHandlerError`: a handler error whose class does not exist here, built by the decoder and
@@ -26,16 +26,11 @@ import attrs
 import cattrs
 from cattrs.preconf.orjson import make_converter
 
-from ._errors import EventHandlerError
-from ._events import (
-    META_FIELDS,
-    RUNTIME_FIELDS,
-    BaseEvent,
-    _payload_hints,  # pyright: ignore[reportPrivateUsage]
-)
-from ._handlers import EventHandler
-from ._results import EventResult
-from ._schema import type_to_json_schema
+from .._events._definition import META_FIELDS, RUNTIME_FIELDS, payload_hints
+from .._events._errors import EventHandlerError
+from .._events._event import BaseEvent
+from .._events._results import EventResult
+from .._validation._schema import type_to_json_schema
 
 __all__ = ["JSON", "RemoteHandlerError", "converter"]
 
@@ -88,38 +83,15 @@ def _structure_bool(value: object, _: object) -> bool:
     raise TypeError(f"expected bool, got {value!r}")
 
 
-def _is_event_class(tp: object) -> bool:
-    return isinstance(tp, type) and issubclass(tp, BaseEvent)
-
-
-def _unstructure_hook(tp: Any) -> Callable[[Any], JSON]:
-    """The converter's unstructure hook for an event, row, handler or error class: the matching function of
-    :mod:`._wire_encode`, looked up once per class when first needed (that module imports this one)."""
-    from . import _wire_encode as encode
-
-    if isinstance(tp, type) and issubclass(tp, BaseException):
-        return encode.error_to_dict
-    if tp is EventHandler:
-        return encode.handler_to_dict
-    if tp is EventResult:
-        return encode.result_to_dict
-    return encode.event_to_dict
-
-
 def _make_converter() -> cattrs.Converter:
-    """The one converter: strict primitives (no ``'42'`` -> 42), unknown keys in nested objects rejected,
-    bubus objects unstructured to their wire shape."""
+    """The one converter: strict primitives (no ``'42'`` -> 42), unknown keys in nested objects rejected.
+    How bubus objects unstructure to their wire shape is registered by :mod:`._encode`, which owns that
+    shape and builds on this module (never the reverse)."""
     conv = make_converter(forbid_extra_keys=True)
     conv.register_structure_hook(int, _structure_int)
     conv.register_structure_hook(float, _structure_float)
     conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(bool, _structure_bool)
-    conv.register_unstructure_hook_factory(_is_event_class, _unstructure_hook)
-    conv.register_unstructure_hook_factory(lambda tp: tp is EventResult, _unstructure_hook)
-    conv.register_unstructure_hook_factory(lambda tp: tp is EventHandler, _unstructure_hook)
-    conv.register_unstructure_hook_factory(
-        lambda tp: isinstance(tp, type) and issubclass(tp, BaseException), _unstructure_hook
-    )
     return conv
 
 
@@ -180,7 +152,7 @@ def _needs_structure(tp: object) -> bool:
     return not (isinstance(tp, type) and typing.is_typeddict(tp))
 
 
-# the entry point of _wire_encode and _wire_decode (unused in this module, hence the ignore)
+# the entry point of _encode and _decode (unused in this module, hence the ignore)
 def _plan(cls: type[BaseEvent[Any]]) -> _Plan:  # pyright: ignore[reportUnusedFunction]
     plan = _PLANS.get(cls)
     if plan is None:
@@ -189,7 +161,7 @@ def _plan(cls: type[BaseEvent[Any]]) -> _Plan:  # pyright: ignore[reportUnusedFu
 
 
 def _build_plan(cls: type[BaseEvent[Any]]) -> _Plan:
-    hints = _payload_hints(cls)
+    hints = payload_hints(cls)
     names: list[str] = []
     decoders: dict[str, tuple[Any, Callable[[Any, Any], Any] | None]] = {}
     required: set[str] = set()

@@ -13,10 +13,10 @@ from collections import OrderedDict, deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._errors import HistoryFullError
+from .._events._errors import HistoryFullError
 
 if TYPE_CHECKING:
-    from ._events import BaseEvent
+    from .._events._event import BaseEvent
 
 __all__ = ["EventHistory"]
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._events import BaseEvent
+from ._errors import EventHandlerAbortedError, EventHandlerCancelledError, EventHandlerTimeoutError
+from ._event import BaseEvent
 from ._results import EventResult
+from ._time import normalize_timestamp
 
 if TYPE_CHECKING:
-    from ._bus import EventBus
+    from .._bus._event_bus import EventBus
 
 __all__ = ["format_value", "render_timeout_tree", "render_tree"]
 
@@ -40,7 +42,6 @@ def _clock(stamp: str | None) -> str:
 def _duration(start: str | None, end: str | None) -> str:
     if not start or not end:
         return "..."
-    from ._time import normalize_timestamp
 
     def seconds(stamp: str) -> float:
         s = normalize_timestamp(stamp)
@@ -60,8 +61,6 @@ def _event_line(event: BaseEvent[Any], prefix: str, last: bool) -> str:
 
 def _timeout_marker(row: EventResult[Any]) -> str:
     """What a row says in a timeout tree: where the limit fired, what it interrupted, what never ran."""
-    from ._errors import EventHandlerAbortedError, EventHandlerCancelledError, EventHandlerTimeoutError
-
     error = row.error
     if isinstance(error, EventHandlerTimeoutError):
         return f"  ⏰ TIMEOUT HERE (limit {row.timeout}s)"

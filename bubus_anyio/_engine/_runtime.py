@@ -25,17 +25,17 @@ from typing import TYPE_CHECKING, Any
 from anyio import CancelScope
 from anyio.lowlevel import RunVar
 
-from ._context import HandlerFrame
-from ._errors import EventBusError, EventHandlerCancelledError
-from ._events import BaseEvent
-from ._handlers import EventHandler
-from ._ids import uuid7
-from ._results import EventResult
+from .._events._context import HandlerFrame
+from .._events._errors import EventBusError, EventHandlerCancelledError
+from .._events._event import BaseEvent
+from .._events._handlers import EventHandler
+from .._events._ids import uuid7
+from .._events._results import EventResult
+from .._events._time import new_timestamp
 from ._slots import SerialSlot
-from ._time import new_timestamp
 
 if TYPE_CHECKING:
-    from ._bus import EventBus
+    from .._bus._event_bus import EventBus
 
 __all__ = ["DeadlockError", "EventRun", "cancel_descendants", "claim", "global_serial_limiter"]
 
@@ -153,9 +153,10 @@ def create_rows(bus: EventBus, event: BaseEvent[Any]) -> list[EventResult[Any]]:
     """One row per handler that should still run here (existing finished rows are never re-run)."""
     results = event.event_results
     rows: list[EventResult[Any]] = []
-    handlers = bus._resolved.get(event.event_type)  # bus._handlers_for(event), its common case inline
-    if handlers is None or bus._forwarders:
-        handlers = bus._handlers_for(event)
+    registry = bus._registry
+    handlers = registry.resolved.get(event.event_type)  # registry.for_event(event), its common case inline
+    if handlers is None or registry.forwarders:
+        handlers = registry.for_event(event)
     for handler in handlers:
         row = results.get(handler.id)
         if row is None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._events import BaseEvent
+    from ._event import BaseEvent
     from ._handlers import EventHandler
     from ._results import EventResult
 

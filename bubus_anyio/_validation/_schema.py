@@ -24,8 +24,8 @@ from typing import Any, Final, Literal, cast
 
 import attrs
 
-from ._validation import is_typeddict, type_hints, typeddict_required_keys
-from ._validation import unwrap_type as _unwrap
+from ._types import is_typeddict, type_hints, typeddict_required_keys
+from ._types import unwrap_type as _unwrap
 
 __all__ = ["JSON_SCHEMA_DIALECT", "type_to_json_schema"]
 

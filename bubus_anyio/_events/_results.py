@@ -19,7 +19,7 @@ from ._modes import ResultStatusName
 from ._time import new_timestamp
 
 if TYPE_CHECKING:
-    from ._events import BaseEvent
+    from ._event import BaseEvent
 
 __all__ = ["EventResult"]
 

@@ -23,28 +23,28 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio import CancelScope
 
-from ._backend import is_cancelling
-from ._context import HandlerFrame, current_frame
-from ._errors import (
+from .._events._context import HandlerFrame, current_frame
+from .._events._definition import result_schema_error
+from .._events._errors import (
     EventBusError,
     EventHandlerAbortedError,
     EventHandlerError,
-    EventHandlerResultSchemaError,
     EventHandlerTimeoutError,
 )
-from ._events import BaseEvent
-from ._handlers import EventHandler
+from .._events._event import BaseEvent
+from .._events._handlers import EventHandler
+from .._events._results import EventResult
+from .._events._time import new_timestamp
+from .._events._tree import render_timeout_tree
+from ._backend import is_cancelling
 from ._monitor import SlowMonitor
-from ._results import EventResult
 from ._runtime import EventRun, cancel_descendants
 from ._slots import SerialSlot
-from ._time import new_timestamp
-from ._validation import describe_mismatch, type_repr
 
 if TYPE_CHECKING:
-    from ._bus import EventBus
+    from .._bus._event_bus import EventBus
 
-__all__ = ["effective_handler_timeout", "record_value", "run_handler", "schema_error"]
+__all__ = ["effective_handler_timeout", "record_value", "run_handler"]
 
 logger = logging.getLogger("bubus_anyio")
 
@@ -286,30 +286,9 @@ def effective_handler_timeout(handler: EventHandler, event: BaseEvent[Any], bus:
     return handler_level if handler_level < event_level else event_level
 
 
-def schema_error(event: BaseEvent[Any], row: EventResult[Any], value: Any) -> EventHandlerResultSchemaError:
-    expected = event.event_result_type
-    if isinstance(expected, dict):
-        detail = "value does not match the event's JSON Schema"
-        readable = "JSON Schema"
-    else:
-        readable = type_repr(expected)
-        detail = describe_mismatch(expected, value)
-    return EventHandlerResultSchemaError(
-        f"Event handler {row.handler.label}({event.event_label}) returned {value!r:.200}, "
-        f"expected {readable} ({detail})",
-        raw_value=value,
-        expected_schema=expected,
-        event=event,
-        handler=row.handler,
-        event_result=row,
-    )
-
-
 def _log_timeout_tree(what: str, event: BaseEvent[Any]) -> None:
     """On a timeout, log which handler, which limit, and what it interrupted, as a tree (WARNING)."""
     if logger.isEnabledFor(logging.WARNING):
-        from ._tree import render_timeout_tree
-
         logger.warning("⏰ %s\n%s", what, render_timeout_tree(event))
 
 
@@ -484,7 +463,7 @@ def record_value(event: BaseEvent[Any], row: EventResult[Any], value: Any, run: 
         return
     check = event._result_check
     if check is not None and not check(value):
-        row.mark_error(schema_error(event, row, value))
+        row.mark_error(result_schema_error(event, row, value))
         return
     row.mark_completed(value)
     if run.first and not run.stopped:

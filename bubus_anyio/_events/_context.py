@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
-    from ._bus import EventBus
-    from ._events import BaseEvent
+    from .._bus._event_bus import EventBus
+    from .._engine._slots import SerialSlot
+    from ._event import BaseEvent
     from ._handlers import EventHandler
     from ._results import EventResult
-    from ._slots import SerialSlot
 
 __all__ = [
     "HandlerFrame",

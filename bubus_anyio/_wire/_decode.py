@@ -7,8 +7,12 @@ an offset, integers where floats are expected, integers beyond 64 bits (kept exa
 raises :class:`EventValidationError` naming the field and the value, before any event is built: non-string
 keys, on a subclass an ``event_type`` other than its own, two rows for one handler...
 
-Only :mod:`._wire` is needed here (strict structure hooks, per-class plans); events are written by
-:mod:`._wire_encode`.
+Only :mod:`._convert` is needed here (strict structure hooks, per-class plans); events are written by
+:mod:`._encode`.
+
+Longer than 500 lines because it is the one strict reader of every object on the wire (events, rows,
+handlers, errors, timestamps, ids), and every branch is an upstream variant that must fail with a named
+field; its shared parts live in :mod:`._convert`.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ from typing import Any, Final, cast
 import cattrs
 import orjson
 
-from . import _errors
-from ._errors import EventHandlerError, EventValidationError
-from ._events import EVENT_TYPES, META_FIELDS, UPSTREAM_RESERVED, BaseEvent, _normalize_field
-from ._handlers import EventHandler
-from ._ids import normalize_uuid
-from ._results import EventResult
-from ._wire import _CHILD_IDS, _PLANS, RemoteHandlerError, _GenericEvent, _Plan, _plan
+from .._events import _errors
+from .._events._definition import EVENT_TYPES, META_FIELDS, UPSTREAM_RESERVED, normalize_field
+from .._events._errors import EventHandlerError, EventValidationError
+from .._events._event import BaseEvent
+from .._events._handlers import EventHandler
+from .._events._ids import normalize_uuid
+from .._events._results import EventResult
+from ._convert import _CHILD_IDS, _PLANS, RemoteHandlerError, _GenericEvent, _Plan, _plan
 
 __all__ = [
     "child_ids_of",
@@ -132,7 +137,7 @@ def _opt_uuid(where: str, field: str, value: object) -> Any:
 def _timestamp(where: str, field: str, value: object) -> Any:
     if type(value) is not str:
         raise _invalid(where, field, value, "timestamp string")
-    return _normalize_field(field, value, where)
+    return normalize_field(field, value, where)
 
 
 def _event_timestamp(where: str, field: str, value: object) -> Any:

@@ -19,7 +19,7 @@ from ._ids import handler_id as compute_handler_id
 from ._time import new_timestamp
 
 if TYPE_CHECKING:
-    from ._bus import EventBus
+    from .._bus._event_bus import EventBus
 
 __all__ = ["EventHandler", "HandlerCallable"]
 
@@ -133,18 +133,10 @@ def _traits(handler: Any, detect_file_path: bool) -> tuple[str, str | None, bool
     return traits
 
 
-_bus_class: type | None = None
-
-
 def _is_bus(owner: object) -> bool:
-    global _bus_class
-    if owner is None:
-        return False
-    if _bus_class is None:
-        from ._bus import EventBus
-
-        _bus_class = EventBus
-    return isinstance(owner, _bus_class)
+    """True for an ``EventBus``: buses mark their class with ``_bubus_forwards_events`` so that this layer,
+    which sits below the bus, can tell ``bus.emit`` used as a handler (a forwarder) from other methods."""
+    return getattr(type(owner), "_bubus_forwards_events", False) is True
 
 
 @attrs.define(eq=False, slots=True, weakref_slot=True)

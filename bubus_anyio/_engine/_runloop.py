@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio import WouldBlock
 
+from .._events._context import HandlerFrame
+from .._events._event import BaseEvent
+from .._events._results import EventResult
+from .._events._time import new_timestamp
 from ._backend import cheap_yield_for
 from ._calling import _abort_reason, _log_timeout_tree, run_handler
-from ._context import HandlerFrame
-from ._events import BaseEvent
-from ._results import EventResult
 from ._runtime import (
     EventRun,
     _cancel_pending_rows,
@@ -33,10 +34,9 @@ from ._runtime import (
     global_serial_limiter,
 )
 from ._slots import SerialSlot
-from ._time import new_timestamp
 
 if TYPE_CHECKING:
-    from ._bus import EventBus
+    from .._bus._event_bus import EventBus
 
 __all__ = ["process", "run_loop"]
 

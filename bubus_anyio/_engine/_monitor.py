@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 if TYPE_CHECKING:
-    from ._events import BaseEvent
-    from ._results import EventResult
+    from .._events._event import BaseEvent
+    from .._events._results import EventResult
 
 __all__ = ["SlowMonitor"]
 

@@ -15,8 +15,8 @@ What a caller may rely on:
 - ``include_results=True`` adds the TypeScript-style ``event_results`` list of flat rows (every key of
   the reference's row table, ``null`` when unset).
 
-The way back is :mod:`._wire_decode`. The two never import each other: what they share (the converter,
-the per-class plans, :class:`~._wire.RemoteHandlerError`) lives in :mod:`._wire`.
+The way back is :mod:`._decode`. The two never import each other: what they share (the converter,
+the per-class plans, :class:`~._convert.RemoteHandlerError`) lives in :mod:`._convert`.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from typing import Any, Final, cast
 import attrs
 import orjson
 
-from ._errors import EventValidationError
-from ._events import BaseEvent
-from ._handlers import EventHandler
-from ._results import EventResult
-from ._wire import _CHILD_IDS, _PLANS, JSON, RemoteHandlerError, _NoneType, _plan, _schema_for
+from .._events._errors import EventValidationError
+from .._events._event import BaseEvent
+from .._events._handlers import EventHandler
+from .._events._results import EventResult
+from ._convert import _CHILD_IDS, _PLANS, JSON, RemoteHandlerError, _NoneType, _plan, _schema_for, converter
 
 __all__ = [
     "error_to_dict",
@@ -316,3 +316,19 @@ def event_to_json(event: BaseEvent[Any], *, include_results: bool = False) -> st
     except TypeError:  # an int beyond 64 bits: encode again checking ints, to name the field
         _encode_event(event, include_results, _PLAIN)
         raise
+
+
+def _is_event_class(tp: object) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseEvent)
+
+
+def _is_error_class(tp: object) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseException)
+
+
+# The wire shape of bubus objects is this module's to define, so it registers it on the shared converter:
+# ``converter.unstructure(x)`` then writes events, rows, handlers and errors as the functions above do.
+converter.register_unstructure_hook_func(_is_event_class, event_to_dict)
+converter.register_unstructure_hook_func(lambda tp: tp is EventResult, result_to_dict)
+converter.register_unstructure_hook_func(lambda tp: tp is EventHandler, handler_to_dict)
+converter.register_unstructure_hook_func(_is_error_class, error_to_dict)

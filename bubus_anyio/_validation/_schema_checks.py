@@ -2,14 +2,17 @@
 
 Events read from the wire may declare their result type as a JSON Schema (``event_result_type``, draft
 2020-12 as pydantic and zod write it) instead of a Python annotation. :func:`compile_schema_check` turns such
-a schema into the same kind of predicate :mod:`._validation` builds for Python types (a ``Check``:
+a schema into the same kind of predicate :mod:`._types` builds for Python types (a ``Check``:
 ``Callable[[object], bool]`` that never raises), composed from the same primitive checks, so a schema written
 in TypeScript and a Python type judge a value alike: strictly, without coercion.
 
 A predicate only answers yes or no; once it said no, :func:`describe_schema_mismatch` walks the value again,
-slowly, to say where and why (a ``Mismatch``, as :func:`._validation.find_mismatch` returns).
+slowly, to say where and why (a ``Mismatch``, as :func:`._types.find_mismatch` returns).
 
-This module builds on :mod:`._validation`; that module never imports this one.
+This module builds on :mod:`._types`; that module never imports this one.
+
+Longer than 500 lines because every JSON Schema keyword pydantic and zod write needs a compile step and a
+mismatch explanation that must stay in step, as in :mod:`._types`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Final, cast
 
-from ._validation import (
+from ._types import (
     _MISSING,
     Check,
     Mismatch,

@@ -24,7 +24,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 if TYPE_CHECKING:
-    from ._bus import EventBus
+    from .._bus._event_bus import EventBus
 
 __all__ = ["HookQueue"]
 

@@ -1,19 +1,16 @@
 """BaseEvent[T]: the typed event, an attrs class its subclasses get without a decorator.
 
 ``class CreateUser(BaseEvent[str]): email: str`` is a slotted, keyword-only attrs class whose result type is
-``str``. The metaclass does the definition-time work once per class (field rules, result type, compiled
-payload checks) so that constructing an event stays cheap. Runtime state (completion signal, captured
-context, the buses holding it) lives in private slots, outside the serialised fields.
+``str``. The metaclass (:mod:`._definition`) does the definition-time work once per class (field rules,
+result type, compiled payload checks) so that constructing an event stays cheap. Runtime state
+(completion signal, captured context, the buses holding it) lives in private slots, outside the
+serialised fields. Awaiting reaches the engine through those buses, and ``to_json``/``from_json`` reach
+the wire format through the codec port (:mod:`._codec`): this module imports neither.
 """
 
 from __future__ import annotations
 
 import contextvars
-import functools
-import inspect
-import sys
-import typing
-import warnings
 import weakref
 from collections.abc import Callable, Generator, Mapping
 from typing import (
@@ -25,17 +22,28 @@ from typing import (
     Self,
     TypeVar,
     cast,
-    dataclass_transform,
     overload,
 )
 
 import anyio
 import attrs
-import orjson
 
-from ._backend import Signal
+from ._codec import wire_codec
 from ._context import current_frame
+from ._definition import (
+    STATUSES,
+    TIMEOUT_FIELDS,
+    EventMeta,
+    PayloadCheck,
+    check_for_result_type,
+    compile_payload_checks,
+    is_event_type_name,
+    normalize_field,
+    payload_error,
+    result_schema_error,
+)
 from ._errors import BusNotRunningError, EventValidationError
+from ._handlers import EventHandler
 from ._ids import normalize_uuid, uuid7
 from ._modes import (
     EVENT_CONCURRENCY_VALUES,
@@ -47,216 +55,15 @@ from ._modes import (
     EventStatusName,
 )
 from ._results import EventResult
-from ._time import new_timestamp, normalize_timestamp
-from ._validation import compile_check, find_mismatch, type_repr
+from ._time import new_timestamp
 
 if TYPE_CHECKING:
-    from ._bus import EventBus
-    from ._handlers import EventHandler
+    from .._bus._event_bus import EventBus
+    from .._engine._backend import Signal
 
 __all__ = ["BaseEvent"]
 
 T = TypeVar("T")
-
-#: Every built-in ``event_*`` field with its annotation, in wire order.
-META_FIELDS: dict[str, str] = {
-    "event_type": "str",
-    "event_version": "str",
-    "event_timeout": "float | None",
-    "event_slow_timeout": "float | None",
-    "event_concurrency": "EventConcurrency | None",
-    "event_handler_timeout": "float | None",
-    "event_handler_slow_timeout": "float | None",
-    "event_handler_concurrency": "EventHandlerConcurrency | None",
-    "event_handler_completion": "EventHandlerCompletion | None",
-    "event_result_type": "Any",
-    "event_id": "str",
-    "event_path": "list[str]",
-    "event_parent_id": "str | None",
-    "event_emitted_by_handler_id": "str | None",
-    "event_pending_bus_count": "int",
-    "event_created_at": "str",
-    "event_status": "EventStatusName",
-    "event_started_at": "str | None",
-    "event_completed_at": "str | None",
-}
-#: Fields that exist on the object but are not user-settable defaults / payload.
-RUNTIME_FIELDS = frozenset({"event_results"})
-#: Names a payload may not use because upstream reserves them (on top of our own methods).
-UPSTREAM_RESERVED = frozenset({"bus", "first", "toString", "toJSON", "fromJSON"})
-
-_TIMEOUT_FIELDS = (
-    "event_timeout",
-    "event_slow_timeout",
-    "event_handler_timeout",
-    "event_handler_slow_timeout",
-)
-_STATUSES = frozenset({"pending", "started", "completed"})
-
-#: (field name, check, annotation, the annotation when it is a scalar type: a value of exactly that type
-#: passes without calling the check)
-PayloadCheck = tuple[str, Callable[[object], bool], Any, type | None]
-
-_runtime: Any = None
-
-
-def _get_runtime() -> Any:
-    global _runtime
-    if _runtime is None:
-        from . import _awaiting as runtime
-
-        _runtime = runtime
-    return _runtime
-
-
-def _result_type_of(namespace: Mapping[str, Any]) -> tuple[bool, Any]:
-    """``(found, T)`` from ``class X(BaseEvent[T])``; ``T`` is None for ``BaseEvent[None]``."""
-    for base in namespace.get("__orig_bases__", ()):
-        origin = typing.get_origin(base)
-        if isinstance(origin, _EventMeta):
-            args = typing.get_args(base)
-            if not args or isinstance(args[0], TypeVar):
-                return False, None
-            arg = args[0]
-            return True, (None if arg is None or arg is type(None) else arg)
-    return False, None
-
-
-@dataclass_transform(kw_only_default=True, field_specifiers=(attrs.field, attrs.Factory))
-class _EventMeta(type):
-    """Turns every subclass of :class:`BaseEvent` into a slotted, keyword-only attrs class."""
-
-    def __new__(
-        mcls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
-    ) -> _EventMeta:
-        if "__attrs_attrs__" in namespace:  # attrs rebuilding the class with slots: leave it alone
-            return super().__new__(mcls, name, bases, namespace, **kwargs)
-        slots = namespace.pop("__bubus_slots__", True)
-        is_root = not any(isinstance(base, _EventMeta) for base in bases)
-        annotations: dict[str, Any] = namespace.setdefault("__annotations__", {})
-        if not is_root:
-            _check_field_names(name, annotations, namespace)
-            for key in list(namespace):
-                if key in META_FIELDS and key not in annotations:
-                    annotations[key] = META_FIELDS[key]
-            if "event_type" not in namespace:
-                annotations["event_type"] = "str"
-                namespace["event_type"] = name
-            found, result_type = _result_type_of(namespace)
-            if found and "event_result_type" not in namespace:
-                annotations["event_result_type"] = "Any"
-                namespace["event_result_type"] = result_type
-        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
-        cls = attrs.define(slots=slots, kw_only=True, eq=False, weakref_slot=True)(cls)
-        _prepare_class(cls)
-        return cls
-
-
-def _check_field_names(class_name: str, annotations: Mapping[str, Any], namespace: Mapping[str, Any]) -> None:
-    for field_name, annotation in annotations.items():
-        if isinstance(annotation, str) and annotation.replace("typing.", "").startswith("ClassVar"):
-            continue
-        if typing.get_origin(annotation) is ClassVar:
-            continue
-        if field_name.startswith("event_") and field_name not in META_FIELDS:
-            raise TypeError(
-                f"{class_name}.{field_name}: payload fields may not start with 'event_' "
-                f"(reserved for event metadata; known ones are {', '.join(META_FIELDS)})"
-            )
-        if field_name in RUNTIME_FIELDS:
-            raise TypeError(
-                f"{class_name}.{field_name}: '{field_name}' is managed by the bus and cannot be declared"
-            )
-        if field_name in _reserved_names() or field_name.startswith("model_"):
-            raise TypeError(f"{class_name}.{field_name}: '{field_name}' is a reserved name on events")
-    for key in namespace:
-        if key.startswith("event_") and key not in META_FIELDS and key not in annotations:
-            value = namespace[key]
-            if not callable(value) and not isinstance(value, (property, staticmethod, classmethod)):
-                raise TypeError(
-                    f"{class_name}.{key}: unknown event metadata field (known: {', '.join(META_FIELDS)})"
-                )
-
-
-@functools.cache
-def _reserved_names() -> frozenset[str]:
-    own = {n for n in dir(BaseEvent) if not n.startswith("_")} - set(META_FIELDS) - RUNTIME_FIELDS
-    return frozenset(own | UPSTREAM_RESERVED)
-
-
-#: ``event_type`` -> the class ``BaseEvent.from_json`` builds for it (the latest definition wins).
-EVENT_TYPES: dict[str, type[BaseEvent[Any]]] = {}
-
-
-def _register(cls: type[BaseEvent[Any]], event_type: str) -> None:
-    previous = EVENT_TYPES.get(event_type)
-    if (
-        previous is not None
-        and previous is not cls
-        and (previous.__module__, previous.__qualname__) != (cls.__module__, cls.__qualname__)
-    ):
-        warnings.warn(
-            f"event type {event_type!r} is defined twice ({previous.__module__}.{previous.__qualname__} and "
-            f"{cls.__module__}.{cls.__qualname__}); from_json() will build the latter",
-            UserWarning,
-            stacklevel=4,
-        )
-    EVENT_TYPES[event_type] = cls
-
-
-def _prepare_class(cls: Any) -> None:
-    """Definition-time work: the class's event type, its result check and its payload checks."""
-    fields = {a.name: a for a in attrs.fields(cls)}
-    event_type = fields["event_type"].default
-    cls._bubus_event_type = event_type
-    if cls.__name__ != "BaseEvent" and not cls.__name__.startswith("_"):
-        _register(cls, event_type)
-    result_type = fields["event_result_type"].default
-    cls._bubus_result_type = result_type
-    cls._bubus_result_check = compile_check(result_type) if result_type is not None else None
-    cls._bubus_payload_checks = None
-    try:
-        _compile_payload_checks(cls)
-    except NameError:
-        pass  # forward references not defined yet: compiled at first construction
-
-
-def _payload_hints(cls: type) -> dict[str, Any]:
-    """Resolved annotations of the payload fields only (the base class's own annotations name types that
-    exist only for type checkers, so ``typing.get_type_hints`` on the whole class would fail)."""
-    hints: dict[str, Any] = {}
-    for klass in reversed(cls.__mro__):
-        if klass is BaseEvent or not isinstance(klass, _EventMeta):
-            continue
-        module = sys.modules.get(klass.__module__)
-        globalns = dict(vars(module)) if module is not None else {}
-        localns = {klass.__name__: klass, **dict(vars(klass))}
-        for name, annotation in inspect.get_annotations(klass).items():
-            if name in META_FIELDS or name.startswith("_"):
-                continue
-            if isinstance(annotation, str):
-                annotation = eval(annotation, globalns, localns)
-            hints[name] = annotation
-    return hints
-
-
-_SCALAR_TYPES: frozenset[type] = frozenset({int, float, str, bool, bytes})
-
-
-def _compile_payload_checks(cls: type) -> tuple[PayloadCheck, ...]:
-    hints = _payload_hints(cls)
-    checks: list[PayloadCheck] = []
-    for a in attrs.fields(cls):
-        if not a.init or a.name in META_FIELDS or a.name in RUNTIME_FIELDS or a.name.startswith("_"):
-            continue
-        tp = hints.get(a.name, Any)
-        check = compile_check(tp)
-        if check is not None:
-            checks.append((a.name, check, tp, tp if tp in _SCALAR_TYPES else None))
-    result = tuple(checks)
-    cls._bubus_payload_checks = result
-    return result
-
 
 # Field factories: the builtin types themselves (a C call, not a Python function per field per event),
 # typed for attrs.
@@ -267,7 +74,7 @@ _new_bus_set = cast("Callable[[], set[EventBus]]", set)
 _new_any_list = cast("Callable[[], list[Any]]", list)
 
 
-class BaseEvent(Generic[T], metaclass=_EventMeta):
+class BaseEvent(Generic[T], metaclass=EventMeta):
     """The base of every event. ``T`` is the type its handlers return.
 
     Subclass it and annotate payload fields; construct with keyword arguments. Payload values are checked
@@ -324,7 +131,7 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
         cls = type(self)
         self.event_id = normalize_uuid(self.event_id) if self.event_id else str(uuid7())
         self.event_created_at = (
-            _normalize_field("event_created_at", self.event_created_at)
+            normalize_field("event_created_at", self.event_created_at)
             if self.event_created_at
             else new_timestamp()
         )
@@ -348,14 +155,14 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
         if self.event_result_type is cls._bubus_result_type:
             self._result_check = cls._bubus_result_check
         elif self.event_result_type is not None:
-            self._result_check = _check_for_result_type(self.event_result_type)
+            self._result_check = check_for_result_type(self.event_result_type)
         checks = cls._bubus_payload_checks
         if checks is None:
-            checks = _compile_payload_checks(cls)
+            checks = compile_payload_checks(cls)
         for name, check, tp, exact in checks:
             value = getattr(self, name)
             if type(value) is not exact and not check(value):
-                raise _payload_error(cls, name, tp, value)
+                raise payload_error(cls, name, tp, value)
 
     def _check_metadata(self) -> None:
         self._check_timeouts()
@@ -373,14 +180,14 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
                     value=value,
                     expected=" | ".join(sorted(allowed)),
                 )
-        if self.event_status not in _STATUSES:
+        if self.event_status not in STATUSES:
             raise EventValidationError(
-                f"{name}.event_status: expected one of {sorted(_STATUSES)}, got {self.event_status!r}",
+                f"{name}.event_status: expected one of {sorted(STATUSES)}, got {self.event_status!r}",
                 field="event_status",
                 value=self.event_status,
             )
         event_type: object = self.event_type
-        if not _is_event_type_name(event_type):
+        if not is_event_type_name(event_type):
             raise EventValidationError(
                 f"{name}.event_type: expected an identifier not starting with '_', got {event_type!r}",
                 field="event_type",
@@ -389,11 +196,11 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
         for field in ("event_started_at", "event_completed_at"):
             value = getattr(self, field)
             if value is not None:
-                setattr(self, field, _normalize_field(field, value))
+                setattr(self, field, normalize_field(field, value))
 
     def _check_timeouts(self) -> None:
         name = type(self).__name__
-        for field in _TIMEOUT_FIELDS:
+        for field in TIMEOUT_FIELDS:
             value = getattr(self, field)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value
@@ -449,10 +256,19 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
     # ------------------------------------------------------------------ waiting
     def __await__(self) -> Generator[Any, Any, Self]:
         # A generator rather than a coroutine wrapper: one object less per ``await event``.
+        # The engine is reached through a bus the event was emitted on (the back-reference ``emit`` sets),
+        # so this layer never imports it.
         if self.event_status != "completed":
-            runtime = _runtime if _runtime is not None else _get_runtime()
-            yield from runtime.wait_now(self).__await__()
+            buses = self._buses
+            if not buses:
+                raise self._never_emitted()
+            yield from buses[0]._wait_now(self).__await__()
         return self
+
+    def _never_emitted(self) -> BusNotRunningError:
+        return BusNotRunningError(
+            f"{self.event_label} was never emitted on a bus, so nothing would process it"
+        )
 
     async def event_completed(self) -> Self:
         """Wait until this event has completed, in queue order: never processes it ahead of the queue.
@@ -463,7 +279,9 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
         :raises BusNotRunningError: if none of the event's buses is running
         """
         if self.event_status != "completed":
-            await _get_runtime().wait_completed(self)
+            if not self._buses:
+                raise self._never_emitted()
+            await self._buses[0]._wait_completed(self)
         return self
 
     @overload
@@ -512,8 +330,10 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
         if timeout is None:
             timeout = self.event_timeout
         if self.event_status != "completed":
+            if not self._buses:
+                raise self._never_emitted()
             with anyio.fail_after(timeout):
-                await _get_runtime().wait_for_results(self)
+                await self._buses[0]._wait_for_results(self)
         return self._collect(include, raise_if_any, raise_if_none)
 
     async def first(
@@ -573,8 +393,6 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
     ) -> EventResult[T]:
         """Create (``pending``) or update the row for ``handler``: ``status=``, ``result=``, ``error=``,
         ``timeout=``. Used to seed rows, for example when restoring a snapshot."""
-        from ._handlers import EventHandler
-
         if not isinstance(handler, EventHandler):
             bus = eventbus or (self._buses[-1] if self._buses else None)
             handler = EventHandler.from_callable(
@@ -591,24 +409,18 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
             value = kwargs["result"]
             check = self._result_check
             if check is not None and not isinstance(value, BaseEvent) and not check(value):
-                from ._calling import schema_error
-
                 kwargs.pop("result")
-                kwargs["error"] = schema_error(self, row, value)
+                kwargs["error"] = result_schema_error(self, row, value)
         row.update(**kwargs)
         return row
 
     def to_dict(self, *, include_results: bool = False) -> dict[str, Any]:
         """The event as a JSON-ready dict in bubus's wire shape."""
-        from ._wire_encode import event_to_dict
-
-        return event_to_dict(self, include_results=include_results)
+        return wire_codec().to_dict(self, include_results)
 
     def to_json(self, *, include_results: bool = False) -> str:
         """The event as compact JSON in bubus's wire shape."""
-        from ._wire_encode import event_to_json
-
-        return event_to_json(self, include_results=include_results)
+        return wire_codec().to_json(self, include_results)
 
     @classmethod
     def from_json(cls, data: str | bytes | Mapping[str, Any]) -> Self:
@@ -619,30 +431,7 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
 
         :raises EventValidationError: naming the field and value, for any malformed input
         """
-        from ._wire_decode import event_from_json
-
-        return event_from_json(cls, data)  # type: ignore[no-any-return]
-
-
-def _is_event_type_name(value: object) -> bool:
-    return isinstance(value, str) and value.isidentifier() and not value.startswith("_") and len(value) <= 64
-
-
-def _payload_error(cls: type, name: str, tp: Any, value: Any) -> EventValidationError:
-    """``Cls.field: expected int, got '3' (str)``; the path goes deeper for nested values."""
-    mismatch = find_mismatch(tp, value)
-    if mismatch is None or not mismatch.path:
-        detail = f"expected {type_repr(tp)}, got {value!r:.200} ({type(value).__name__})"
-        return EventValidationError(
-            f"{cls.__name__}.{name}: {detail}", field=name, value=value, expected=type_repr(tp)
-        )
-    separator = "" if mismatch.path.startswith("[") else "."
-    return EventValidationError(
-        f"{cls.__name__}.{name}{separator}{mismatch.message}",
-        field=f"{name}{separator}{mismatch.path}",
-        value=mismatch.value,
-        expected=mismatch.expected,
-    )
+        return cast(Self, wire_codec().from_json(cls, data))
 
 
 def _include_by_default(row: EventResult[Any]) -> bool:
@@ -652,35 +441,3 @@ def _include_by_default(row: EventResult[Any]) -> bool:
         and row.result is not None
         and not isinstance(row.result, BaseEvent)
     )
-
-
-def _normalize_field(field: str, value: Any, where: str | None = None) -> str:
-    """``value`` in canonical timestamp form, or an :class:`EventValidationError` naming the field (after
-    ``where``, when given: the wire decoder names the object it reads)."""
-    try:
-        return normalize_timestamp(value)
-    except ValueError as exc:
-        label = field if where is None else f"{where}.{field}"
-        raise EventValidationError(
-            f"{label}: {exc}", field=field, value=value, expected="timestamp"
-        ) from None
-
-
-_schema_checks: dict[bytes, Callable[[object], bool]] = {}
-
-
-def _check_for_result_type(result_type: Any) -> Callable[[object], bool] | None:
-    """A result check for an instance-level result type: a Python type, or a JSON Schema dict from another
-    runtime (compiled once per distinct schema: restoring a snapshot meets the same schema many times)."""
-    if isinstance(result_type, Mapping):
-        from ._schema_checks import compile_schema_check
-
-        schema = dict(cast(Mapping[str, Any], result_type))
-        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
-        check = _schema_checks.get(key)
-        if check is None:
-            if len(_schema_checks) > 4096:
-                _schema_checks.clear()
-            check = _schema_checks[key] = compile_schema_check(schema)
-        return check
-    return compile_check(result_type)
