@@ -18,8 +18,8 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check bubus_anyio tests examples benchmarks
-	$(BIN)/ruff format --check bubus_anyio tests examples benchmarks
+	$(BIN)/ruff check bubus_anyio tests examples benchmarks docs/_gen
+	$(BIN)/ruff format --check bubus_anyio tests examples benchmarks docs/_gen
 
 typecheck: $(STAMP)
 	$(BIN)/pyright bubus_anyio tests/typing
