@@ -10,8 +10,10 @@ and so in CI), where they fail instead.
 from __future__ import annotations
 
 import functools
+import html
 import http.server
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -191,3 +193,19 @@ def test_the_performance_page_shows_the_generated_plot_and_tables(page: Any, bas
     assert "benchmarks/results/" in text
     plot.scroll_into_view_if_needed()
     _shot(page, "performance-plot")
+
+
+def test_the_reference_shows_no_raw_docstring_markup() -> None:
+    """Sphinx field lists (``:param x:``) and roles (``:class:`X```) are rendered, never shown as text."""
+    raw = re.compile(r":(?:param|raises|returns?|rtype|class|meth|func|attr|exc|data|mod)[: `]")
+    leftovers = {
+        page.relative_to(SITE).as_posix(): sorted(set(raw.findall(_visible_text(page))))
+        for page in (SITE / "reference").rglob("index.html")
+    }
+    assert {page: found for page, found in leftovers.items() if found} == {}
+
+
+def _visible_text(page: Path) -> str:
+    text = page.read_text(encoding="utf-8")
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", text, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", text))
