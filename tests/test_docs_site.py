@@ -142,14 +142,14 @@ def test_the_home_page_has_its_title_and_navigation(page: Any, base_url: str) ->
 
 
 def test_the_api_reference_documents_the_bus_and_events(page: Any, base_url: str) -> None:
-    page.goto(f"{base_url}/reference/bus/")
+    page.goto(f"{base_url}/reference/bus.html")
     heading = page.locator('[id="bubus_anyio.EventBus"]')
     assert heading.count() == 1
     assert "EventBus" in heading.inner_text()
     for member in ("emit", "on", "find", "wait_until_idle"):
         assert page.locator(f'[id="bubus_anyio.EventBus.{member}"]').count() == 1, member
     _shot(page, "reference-bus")
-    page.goto(f"{base_url}/reference/events/")
+    page.goto(f"{base_url}/reference/events.html")
     assert page.locator('[id="bubus_anyio.BaseEvent"]').count() == 1
     assert page.locator('[id="bubus_anyio.BaseEvent.event_result"]').count() == 1
     _shot(page, "reference-events")
@@ -165,14 +165,14 @@ def test_search_finds_pages_about_the_queue(page: Any, base_url: str) -> None:
     assert results.count() >= 3
     assert "matching documents" in page.locator(".md-search-result__meta").inner_text()
     assert page.locator(".md-search-result mark").first.inner_text().lower() == "queue"
-    assert page.locator('.md-search-result__link[href*="/concurrency/"]').count() >= 1
+    assert page.locator('.md-search-result__link[href*="/concurrency.html"]').count() >= 1
     _shot(page, "search-queue")
 
 
 def test_the_diagrams_render(page: Any, base_url: str) -> None:
     """Material swaps each ``pre.mermaid`` source block for a ``div.mermaid`` holding the drawn diagram (in a
     closed shadow root, so its size is what can be checked from outside)."""
-    page.goto(f"{base_url}/concurrency/")
+    page.goto(f"{base_url}/concurrency.html")
     page.wait_for_function("document.querySelectorAll('div.mermaid').length === 3")
     assert page.locator("pre.mermaid").count() == 0
     heights = page.locator("div.mermaid").evaluate_all(
@@ -184,7 +184,7 @@ def test_the_diagrams_render(page: Any, base_url: str) -> None:
 
 
 def test_the_performance_page_shows_the_generated_plot_and_tables(page: Any, base_url: str) -> None:
-    page.goto(f"{base_url}/performance/")
+    page.goto(f"{base_url}/performance.html")
     plot = page.locator('img[src$="cost-per-event.svg"]')
     plot.wait_for(state="visible")
     assert plot.evaluate("img => img.complete && img.naturalWidth > 0")
@@ -200,7 +200,7 @@ def test_the_reference_shows_no_raw_docstring_markup() -> None:
     raw = re.compile(r":(?:param|raises|returns?|rtype|class|meth|func|attr|exc|data|mod)[: `]")
     leftovers = {
         page.relative_to(SITE).as_posix(): sorted(set(raw.findall(_visible_text(page))))
-        for page in (SITE / "reference").rglob("index.html")
+        for page in (SITE / "reference").glob("*.html")
     }
     assert {page: found for page, found in leftovers.items() if found} == {}
 
