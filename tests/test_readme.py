@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from _doc_blocks import ROOT, on_backend, python_blocks, run_script
 
 
 def _quickstart() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    blocks = python_blocks(ROOT / "README.md")
     assert blocks, "README.md has no python block"
-    return blocks[0]
+    assert all(block.fragment is None for block in blocks), "the README's blocks must all run"
+    return blocks[0].code
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_the_quickstart_runs_as_written(backend: str) -> None:
+def test_the_quickstart_runs_as_written(backend: str, tmp_path: Path) -> None:
     code = _quickstart()
     assert "anyio.run(main)" in code
-    if backend == "trio":
-        code = code.replace("anyio.run(main)", "anyio.run(main, backend='trio')")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = run_script(on_backend(code, backend), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
 
 
