@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from contextvars import copy_context
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar, cast, overload
+from typing import Any, TypeVar, cast, overload
 
 import anyio
 import attrs
@@ -37,7 +37,7 @@ from .._engine._slots import SerialSlot
 from .._events._context import current_frame
 from .._events._errors import BusNotRunningError, QueueFullError
 from .._events._event import BaseEvent
-from .._events._handlers import _UNSET, EventHandler, HandlerCallable
+from .._events._handlers import _UNSET, EventHandler, ForwardingTarget, HandlerCallable
 from .._events._ids import new_id, normalize_uuid
 from .._events._modes import (
     EVENT_CONCURRENCY_VALUES,
@@ -100,7 +100,7 @@ def _validate_mode(name: str, value: str, allowed: frozenset[str]) -> Any:
     return str(value)
 
 
-class EventBus:
+class EventBus(ForwardingTarget):
     """An in-memory async event bus.
 
     :param name: an identifier (default ``EventBus_<8 chars of id>``); a clash with a running bus warns and
@@ -122,8 +122,6 @@ class EventBus:
         ``on_bus_handlers_change`` (classes are instantiated once)
     """
 
-    #: Marks buses for ``EventHandler`` (below this layer): ``bus.emit`` registered as a handler forwards.
-    _bubus_forwards_events: ClassVar[bool] = True
     # What ``await event``, ``event_completed()`` and the result accessors run: the engine's entry points,
     # reached by an event through the buses it was emitted on (so the event layer never imports the engine).
     _wait_now = staticmethod(_awaiting.wait_now)

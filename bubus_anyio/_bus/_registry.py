@@ -38,15 +38,21 @@ class HandlerRegistry:
     def add(self, entry: EventHandler) -> bool:
         """Register ``entry``; True when its pattern already had a handler of the same name."""
         key = entry.event_pattern
-        existing = self.by_pattern.setdefault(key, [])
-        clash = (
-            bool(existing)
-            and len(existing) <= _NAME_CHECK_LIMIT
-            and any(h.handler_name == entry.handler_name for h in existing)
-        )
+        existing = self.by_pattern.get(key)
+        if existing is None:
+            self.by_pattern[key] = [entry]
+            clash = False
+        else:
+            clash = len(existing) <= _NAME_CHECK_LIMIT and any(
+                h.handler_name == entry.handler_name for h in existing
+            )
+            existing.append(entry)
         self.by_id[entry.id] = entry
-        existing.append(entry)
-        self._invalidate(key)
+        # written out rather than a call to _invalidate: registration is on the one-off-handler path
+        if key == "*":
+            self.resolved.clear()
+        else:
+            self.resolved.pop(key, None)
         if entry.forwards_to is not None:
             self.forwarders += 1
         return clash
@@ -55,7 +61,7 @@ class HandlerRegistry:
         """Remove the entries of pattern ``key`` for which ``which(entry)`` is true; return them in order."""
         keep: list[EventHandler] = []
         removed: list[EventHandler] = []
-        for entry in self.by_pattern.get(key, []):
+        for entry in self.by_pattern.get(key, ()):
             if not which(entry):
                 keep.append(entry)
                 continue
@@ -67,7 +73,10 @@ class HandlerRegistry:
             self.by_pattern[key] = keep
         else:
             self.by_pattern.pop(key, None)
-        self._invalidate(key)
+        if key == "*":
+            self.resolved.clear()
+        else:
+            self.resolved.pop(key, None)
         return removed
 
     def clear(self) -> None:
@@ -92,9 +101,3 @@ class HandlerRegistry:
             path = event.event_path
             handlers = tuple(h for h in handlers if h.forwards_to is None or h.forwards_to.label not in path)
         return handlers
-
-    def _invalidate(self, key: str) -> None:
-        if key == "*":
-            self.resolved.clear()
-        else:
-            self.resolved.pop(key, None)

@@ -133,10 +133,16 @@ def _traits(handler: Any, detect_file_path: bool) -> tuple[str, str | None, bool
     return traits
 
 
+class ForwardingTarget:
+    """The base of ``EventBus``, known to this layer without importing the bus: ``bus.emit`` (or
+    ``dispatch``) registered as a handler is a forwarder, which the bus skips for events that already
+    visited the target (so forwarding cycles end)."""
+
+    __slots__ = ()
+
+
 def _is_bus(owner: object) -> bool:
-    """True for an ``EventBus``: buses mark their class with ``_bubus_forwards_events`` so that this layer,
-    which sits below the bus, can tell ``bus.emit`` used as a handler (a forwarder) from other methods."""
-    return getattr(type(owner), "_bubus_forwards_events", False) is True
+    return isinstance(owner, ForwardingTarget)
 
 
 @attrs.define(eq=False, slots=True, weakref_slot=True)
