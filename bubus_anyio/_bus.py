@@ -25,7 +25,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _awaiting, _runloop, _runtime
-from ._backend import Parker, make_parker, running_backend, set_deadline_for
+from ._backend import Parker, make_parker, running_backend, set_deadline_for, tasks_start_in_spawn_order
 from ._context import current_frame
 from ._errors import BusNotRunningError, QueueFullError
 from ._events import BaseEvent
@@ -193,6 +193,8 @@ class EventBus(FindMixin):
         self._backend: Any = None
         #: ``_backend.set_deadline_for`` the running backend: (scope, deadline) -> None
         self._set_deadline: Any = None
+        #: False on trio: parallel tasks then take their job from a FIFO when they first run (``_runloop``)
+        self._spawn_order_kept = True
         self._limiter: SerialSlot | None = None
         self._thread_limiter: CapacityLimiter | None = None
         self._tg: TaskGroup | None = None
@@ -601,6 +603,7 @@ class EventBus(FindMixin):
         self._backend = running_backend()
         self._set_deadline = set_deadline_for(self._cancelled_exc)
         self._arrival = make_parker(self._cancelled_exc)
+        self._spawn_order_kept = tasks_start_in_spawn_order(self._cancelled_exc)
         self._limiter = SerialSlot()
         self._thread_limiter = CapacityLimiter(40)
         send, receive = anyio.create_memory_object_stream[BaseEvent[Any]](math.inf)
