@@ -572,7 +572,8 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
         self, handler: EventHandler | Callable[..., Any], eventbus: EventBus | None = None, **kwargs: Any
     ) -> EventResult[T]:
         """Create (``pending``) or update the row for ``handler``: ``status=``, ``result=``, ``error=``,
-        ``timeout=``. Used to seed rows, for example when restoring a snapshot."""
+        ``timeout=``. Used to seed rows, for example when restoring a snapshot. A row that ends up
+        ``started`` marks a pending event started (``event_started_at`` = the row's ``started_at``)."""
         from ._handlers import EventHandler
 
         if not isinstance(handler, EventHandler):
@@ -596,6 +597,11 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
                 kwargs.pop("result")
                 kwargs["error"] = schema_error(self, row, value)
         row.update(**kwargs)
+        if row.status == "started":  # a row seeded as started marks its event started, as upstream does
+            if self.event_status == "pending":
+                self.event_status = "started"
+            if self.event_started_at is None:
+                self.event_started_at = row.started_at
         return row
 
     def to_dict(self, *, include_results: bool = False) -> dict[str, Any]:
