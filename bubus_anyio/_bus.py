@@ -13,7 +13,7 @@ import threading
 import warnings
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import copy_context
 from types import TracebackType
 from typing import Any, cast
@@ -33,6 +33,7 @@ from ._finding import E, FindMixin, _FindWaiter, _running_names, pattern_key
 from ._handlers import _UNSET, EventHandler, HandlerCallable
 from ._history import EventHistory
 from ._ids import new_id, normalize_uuid
+from ._instances import AllInstances, forget, iter_instances, register
 from ._middleware import HookQueue
 from ._modes import (
     EVENT_CONCURRENCY_VALUES,
@@ -206,6 +207,16 @@ class EventBus(FindMixin):
         self._find_waiters: list[_FindWaiter] = []
         #: slow warnings; None when the bus has no slow thresholds (then handlers are not watched)
         self._monitor: SlowMonitor | None = None
+        register(self)  # EventBus.all_instances
+
+    #: The live buses of this class (constructed, not garbage-collected; running or not), as upstream:
+    #: a read-only set, one per class. :meth:`iter_all_instances` includes subclasses.
+    all_instances = AllInstances()
+
+    @classmethod
+    def iter_all_instances(cls) -> Iterator[EventBus]:
+        """The live buses of this class and its subclasses (upstream's ``iter_all_instances``)."""
+        return iter_instances(cls, subclasses=True)
 
     # ------------------------------------------------------------------ identity
     @property
@@ -244,6 +255,21 @@ class EventBus(FindMixin):
     def handlers_by_key(self) -> dict[str, list[str]]:
         """Handler ids by pattern, in registration order."""
         return {key: [h.id for h in hs] for key, hs in self._by_pattern.items()}
+
+    @property
+    def events_pending(self) -> list[BaseEvent[Any]]:
+        """The events of the history still ``pending``, oldest first (upstream's list view)."""
+        return [e for e in self._history.values() if e.event_status == "pending"]
+
+    @property
+    def events_started(self) -> list[BaseEvent[Any]]:
+        """The events of the history ``started`` and not completed, oldest first."""
+        return [e for e in self._history.values() if e.event_status == "started"]
+
+    @property
+    def events_completed(self) -> list[BaseEvent[Any]]:
+        """The events of the history ``completed``, oldest first."""
+        return [e for e in self._history.values() if e.event_status == "completed"]
 
     def __str__(self) -> str:
         icon = "🟢" if self._running else "🔴"
@@ -682,6 +708,7 @@ class EventBus(FindMixin):
                 waiter.signal.set()
             self._find_waiters.clear()
         if clear:
+            forget(self)  # out of all_instances, as upstream
             self._history.clear()
             self.handlers.clear()
             self._by_pattern.clear()

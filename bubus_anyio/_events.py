@@ -446,6 +446,12 @@ class BaseEvent(Generic[T], metaclass=_EventMeta):
             raise BusNotRunningError(f"{self.event_label} was never emitted on a bus")
         return self._buses[-1]
 
+    @property
+    def bus(self) -> EventBus:
+        """Alias of :attr:`event_bus` (upstream's ``event.bus``; outside a handler we still answer, see
+        docs/differences.md)."""
+        return self.event_bus
+
     # ------------------------------------------------------------------ waiting
     def __await__(self) -> Generator[Any, Any, Self]:
         # A generator rather than a coroutine wrapper: one object less per ``await event``.
