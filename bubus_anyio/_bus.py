@@ -15,7 +15,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextvars import copy_context
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, cast
 
 import anyio
@@ -252,9 +252,9 @@ class EventBus(FindMixin):
         return self._history.max_history_drop
 
     @property
-    def handlers_by_key(self) -> dict[str, list[str]]:
-        """Handler ids by pattern, in registration order."""
-        return {key: [h.id for h in hs] for key, hs in self._by_pattern.items()}
+    def handlers_by_key(self) -> MappingProxyType[str, list[str]]:
+        """Handler ids by pattern, in registration order: a read-only copy (register with :meth:`on`)."""
+        return MappingProxyType({key: [h.id for h in hs] for key, hs in self._by_pattern.items()})
 
     @property
     def events_pending(self) -> list[BaseEvent[Any]]:

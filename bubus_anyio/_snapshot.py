@@ -63,7 +63,7 @@ def bus_to_dict(bus: EventBus) -> dict[str, Any]:
     for key in _CONFIG_KEYS:
         out[key] = getattr(bus, key)
     out["handlers"] = {handler_id: handler_to_dict(entry) for handler_id, entry in bus.handlers.items()}
-    out["handlers_by_key"] = bus.handlers_by_key
+    out["handlers_by_key"] = dict(bus.handlers_by_key)
     queued = queued_events(bus)
     events = dict(bus.event_history.items())
     for event in queued:  # a queued event trimmed out of the history must not be lost

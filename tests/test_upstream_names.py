@@ -1,6 +1,6 @@
 """Names upstream bubus users reach for: ``event.bus``, ``EventBus.all_instances`` /
 ``iter_all_instances()``, ``bus.events_pending`` / ``events_started`` / ``events_completed``, calling an
-``EventHandler`` (asyncio and trio)."""
+``EventHandler``, and a read-only ``bus.handlers_by_key`` (asyncio and trio)."""
 
 from __future__ import annotations
 
@@ -129,3 +129,16 @@ class TestCallingAHandler:
         stub = EventHandler(id="0acdaf2c-a5b1-5785-8499-7c48b3c2c5d8", handler=None, handler_name="gone")
         with pytest.raises(EventBusError, match="gone#c5d8 has no callable attached"):
             stub(UnPing())
+
+
+class TestHandlersByKey:
+    async def test_is_a_read_only_mapping(self) -> None:
+        bus = EventBus("UnByKey")
+        entry = bus.on(UnPing, lambda e: "x")
+        by_key: Any = bus.handlers_by_key
+        assert by_key == {"UnPing": [entry.id]}
+        with pytest.raises(TypeError):
+            by_key["UnPing"] = []
+        with pytest.raises(TypeError):
+            del by_key["UnPing"]
+        assert bus.handlers_by_key == {"UnPing": [entry.id]}
