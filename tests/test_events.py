@@ -305,6 +305,27 @@ class TestEventResultUpdate:
         assert isinstance(row.error, EventHandlerResultSchemaError)
 
     @pytest.mark.anyio
+    async def test_a_started_row_marks_the_event_started(self) -> None:
+        event = EvAdd(a=1)
+
+        def ev_seeded(e: EvAdd) -> int:
+            return 0
+
+        assert event.event_status == "pending" and event.event_started_at is None
+        row = event.event_result_update(ev_seeded, status="started")
+        assert row.status == "started" and row.started_at is not None
+        assert event.event_status == "started"
+        assert event.event_started_at == row.started_at
+        finished = event.event_result_update(row.handler, result=3)
+        assert finished is row and row.status == "completed"
+        assert event.event_started_at == row.started_at  # not stamped again
+
+    def test_pending_and_finished_rows_leave_a_pending_event_pending(self) -> None:
+        event = EvAdd(a=1)
+        event.event_result_update(lambda e: None)
+        assert event.event_status == "pending" and event.event_started_at is None
+
+    @pytest.mark.anyio
     async def test_updated_row_is_seen_by_event_result(self) -> None:
         event = EvAdd(a=1)
         event.event_result_update(lambda e: None, result=11)

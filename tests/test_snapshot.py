@@ -194,6 +194,45 @@ class TestOwnSnapshots:
         _close(restored)
 
 
+class TestHandlersOnlyInRows:
+    @pytest.mark.anyio
+    async def test_a_removed_handler_named_by_rows_is_registered_as_a_stub(self) -> None:
+        async with EventBus("WireSnapGoneBus") as bus:
+            gone = bus.on(WireSnapEvent, _recorder([], "gone"))
+            first = await bus.emit(WireSnapEvent(i=1))
+            second = await bus.emit(WireSnapEvent(i=2))
+            bus.off(WireSnapEvent, gone)
+        snapshot = bus.to_dict()
+        assert snapshot["handlers"] == {} and snapshot["handlers_by_key"] == {}
+
+        restored = EventBus.from_json(snapshot)
+        stub = restored.handlers[gone.id]
+        assert stub.handler is None and stub.event_pattern == "WireSnapEvent"
+        assert restored.handlers_by_key == {"WireSnapEvent": [gone.id]}
+        rows = [restored.event_history[e.event_id].event_results[gone.id] for e in (first, second)]
+        assert all(row.handler is stub for row in rows)
+        assert [row.result for row in rows] == ["gone:1", "gone:2"]
+
+        order: list[str] = []
+        stub.handler = _recorder(order, "back")  # re-attached by id, as for any restored handler
+        async with restored:
+            await restored.emit(WireSnapEvent(i=3))
+        assert order == ["back:3"]
+
+    @pytest.mark.anyio
+    async def test_a_handler_of_another_bus_stays_on_its_rows_only(self) -> None:
+        other = EventBus("WireSnapOtherBus")
+        foreign = other.on(WireSnapEvent, _recorder([], "foreign"))
+        async with EventBus("WireSnapHomeBus") as bus:
+            event = await bus.emit(WireSnapEvent(i=1))
+        event.event_result_update(foreign, result="from elsewhere")
+        restored = EventBus.from_json(bus.to_json())
+        assert restored.handlers == {} and restored.handlers_by_key == {}
+        row = restored.event_history[event.event_id].event_results[foreign.id]
+        assert row.handler.eventbus_id == other.id and row.result == "from elsewhere"
+        _close(restored)
+
+
 class TestBadSnapshots:
     def _valid(self) -> dict[str, Any]:
         return json.loads(SNAPSHOTS[0].read_text())

@@ -110,6 +110,11 @@ class WireAnything(BaseEvent[None]):
     value: Any = None
 
 
+class WireRenamed(BaseEvent[None]):
+    event_type = "WireRenamedOnTheWire"
+    n: int = 0
+
+
 def _dict(event: BaseEvent[Any], **kw: Any) -> dict[str, Any]:
     return json.loads(event.to_json(**kw))
 
@@ -326,6 +331,27 @@ class TestReading:
         assert isinstance(event, WireTimed) and event.event_timeout == 5.0 and event.who == "x"
         assert UUID_RE.match(event.event_id) and event.event_status == "pending"
         assert BaseEvent.from_json({"event_type": "WireTimed", "event_timeout": None}).event_timeout is None
+
+    def test_a_subclass_reads_a_missing_or_null_event_type_as_its_own(self) -> None:
+        """Missing equals null on input, and on a subclass both mean the class's own type (as upstream)."""
+        event = WireAdd.from_json({"a": 1, "b": 2})
+        assert type(event) is WireAdd and event.event_type == "WireAdd" and (event.a, event.b) == (1, 2)
+        assert WireAdd.from_json({"event_type": None, "a": 1, "b": 2}).event_type == "WireAdd"
+        renamed = WireRenamed.from_json('{"n": 4}')
+        assert renamed.event_type == "WireRenamedOnTheWire" and renamed.n == 4
+        assert WireRenamed.from_json(renamed.to_json()).to_json() == renamed.to_json()
+
+    @pytest.mark.anyio
+    async def test_a_subclass_read_without_event_type_reaches_its_handlers(self) -> None:
+        async with EventBus("WireNoTypeBus") as bus:
+            bus.on(WireAdd, lambda e: e.a + e.b)
+            event = await bus.emit(WireAdd.from_json({"a": 2, "b": 3}))
+        assert await event.event_result() == 5
+
+    def test_base_event_still_needs_an_event_type(self) -> None:
+        with pytest.raises(EventValidationError) as info:
+            BaseEvent.from_json({"a": 1})
+        assert info.value.field == "event_type" and "None" in str(info.value)
 
     def test_non_canonical_inputs_are_normalised(self) -> None:
         event = BaseEvent.from_json(

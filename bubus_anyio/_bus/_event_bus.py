@@ -17,9 +17,9 @@ import threading
 import warnings
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import copy_context
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar, cast, overload
 
 import anyio
@@ -29,7 +29,13 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._engine import _awaiting, _runloop, _runtime
-from .._engine._backend import Parker, make_parker, running_backend, set_deadline_for
+from .._engine._backend import (
+    Parker,
+    make_parker,
+    running_backend,
+    set_deadline_for,
+    tasks_start_in_spawn_order,
+)
 from .._engine._hooks import HookQueue
 from .._engine._monitor import SlowMonitor
 from .._engine._runtime import DeadlockError
@@ -51,6 +57,7 @@ from .._events._tree import render_tree
 from . import _finding
 from ._finding import FindWaiter, pattern_key
 from ._history import EventHistory
+from ._instances import AllInstances, forget, iter_instances, register
 from ._registry import HandlerRegistry
 from ._snapshot import bus_from_json, bus_to_dict, bus_to_json
 
@@ -210,6 +217,8 @@ class EventBus(ForwardingTarget):
         self._backend: Any = None
         #: ``_backend.set_deadline_for`` the running backend: (scope, deadline) -> None
         self._set_deadline: Any = None
+        #: False on trio: parallel tasks then take their job from a FIFO when they first run (``_runloop``)
+        self._spawn_order_kept = True
         self._limiter: SerialSlot | None = None
         self._thread_limiter: CapacityLimiter | None = None
         self._tg: TaskGroup | None = None
@@ -221,6 +230,16 @@ class EventBus(ForwardingTarget):
         self._find_waiters: list[FindWaiter] = []
         #: slow warnings; None when the bus has no slow thresholds (then handlers are not watched)
         self._monitor: SlowMonitor | None = None
+        register(self)  # EventBus.all_instances
+
+    #: The live buses of this class (constructed, not garbage-collected; running or not), as upstream:
+    #: a read-only set, one per class. :meth:`iter_all_instances` includes subclasses.
+    all_instances = AllInstances()
+
+    @classmethod
+    def iter_all_instances(cls) -> Iterator[EventBus]:
+        """The live buses of this class and its subclasses (upstream's ``iter_all_instances``)."""
+        return iter_instances(cls, subclasses=True)
 
     # ------------------------------------------------------------------ identity
     @property
@@ -256,9 +275,24 @@ class EventBus(ForwardingTarget):
         return self._history.max_history_drop
 
     @property
-    def handlers_by_key(self) -> dict[str, list[str]]:
-        """Handler ids by pattern, in registration order."""
-        return self._registry.ids_by_pattern()
+    def handlers_by_key(self) -> MappingProxyType[str, list[str]]:
+        """Handler ids by pattern, in registration order: a read-only copy (register with :meth:`on`)."""
+        return MappingProxyType(self._registry.ids_by_pattern())
+
+    @property
+    def events_pending(self) -> list[BaseEvent[Any]]:
+        """The events of the history still ``pending``, oldest first (upstream's list view)."""
+        return [e for e in self._history.values() if e.event_status == "pending"]
+
+    @property
+    def events_started(self) -> list[BaseEvent[Any]]:
+        """The events of the history ``started`` and not completed, oldest first."""
+        return [e for e in self._history.values() if e.event_status == "started"]
+
+    @property
+    def events_completed(self) -> list[BaseEvent[Any]]:
+        """The events of the history ``completed``, oldest first."""
+        return [e for e in self._history.values() if e.event_status == "completed"]
 
     def __str__(self) -> str:
         icon = "🟢" if self._running else "🔴"
@@ -580,6 +614,7 @@ class EventBus(ForwardingTarget):
         self._backend = running_backend()
         self._set_deadline = set_deadline_for(self._cancelled_exc)
         self._arrival = make_parker(self._cancelled_exc)
+        self._spawn_order_kept = tasks_start_in_spawn_order(self._cancelled_exc)
         self._limiter = SerialSlot()
         self._thread_limiter = CapacityLimiter(40)
         send, receive = anyio.create_memory_object_stream[BaseEvent[Any]](math.inf)
@@ -658,6 +693,7 @@ class EventBus(ForwardingTarget):
                 waiter.signal.set()
             self._find_waiters.clear()
         if clear:
+            forget(self)  # out of all_instances, as upstream
             self._history.clear()
             self._registry.clear()
 

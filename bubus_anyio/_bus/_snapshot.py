@@ -15,6 +15,7 @@ finished are never run again.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -62,7 +63,7 @@ def bus_to_dict(bus: EventBus) -> dict[str, Any]:
     for key in _CONFIG_KEYS:
         out[key] = getattr(bus, key)
     out["handlers"] = {handler_id: handler_to_dict(entry) for handler_id, entry in bus.handlers.items()}
-    out["handlers_by_key"] = bus.handlers_by_key
+    out["handlers_by_key"] = dict(bus.handlers_by_key)
     queued = queued_events(bus)
     events = dict(bus.event_history.items())
     for event in queued:  # a queued event trimmed out of the history must not be lost
@@ -85,7 +86,8 @@ def bus_from_json(cls: type[EventBus], data: str | bytes | Mapping[str, Any]) ->
 
     Missing config keys take the constructor's defaults; ``null`` means "no limit" where the option allows
     it. Handlers are registered as stub entries in their ``handlers_by_key`` order; result rows of the
-    history link to those entries (rows naming an unknown handler get their own stub). Child ids in rows
+    history link to those entries. A handler of this bus named only by rows is registered too (a stub,
+    after the others); one of another bus stays a stub on its rows. Child ids in rows
     are re-linked to the restored events. The queued ids are queued again, FIFO, without re-stamping
     ``event_path``; a completed event listed there is not queued again.
 
@@ -97,11 +99,13 @@ def bus_from_json(cls: type[EventBus], data: str | bytes | Mapping[str, Any]) ->
         key = min(unknown)
         raise EventValidationError(f"EventBus.{key}: unknown bus snapshot field", field=key, value=obj[key])
     handlers = _read_handlers(obj)
-    history = _read_history(obj, handlers)
+    row_handlers: list[EventHandler] = []
+    history = _read_history(obj, handlers, row_handlers)
     pending = _read_pending(obj, history)
     bus = _build_bus(cls, obj)
     for entry in handlers:
         bus.add_handler(entry)
+    _register_row_handlers(bus, row_handlers)
     _fill_history(bus, history)
     for event in pending:
         requeue(bus, event)
@@ -207,7 +211,23 @@ def _read_handlers(obj: Mapping[str, Any]) -> list[EventHandler]:
     return list(ordered.values())
 
 
-def _read_history(obj: Mapping[str, Any], handlers: list[EventHandler]) -> dict[str, BaseEvent[Any]]:
+def _register_row_handlers(bus: EventBus, row_handlers: list[EventHandler]) -> None:
+    """Register, as stubs, the handlers of this bus that appear only in result rows (removed before the
+    snapshot, or left out by its writer), as upstream does, so ``bus.handlers[row.handler_id]`` finds the
+    row's handler. Rows of *other* buses (on forwarded events) keep their stub on the row only: registered
+    here they would run on this bus. Replayed registrations do not warn about duplicate names."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for entry in row_handlers:
+            if entry.eventbus_id == bus.id:
+                bus.add_handler(entry)
+
+
+def _read_history(
+    obj: Mapping[str, Any], handlers: list[EventHandler], row_handlers: list[EventHandler]
+) -> dict[str, BaseEvent[Any]]:
+    """The events of ``event_history`` by id. Result rows link to their entry in ``handlers``; a handler
+    found only in rows gets one stub entry, shared by all its rows and appended to ``row_handlers``."""
     by_id = {entry.id: entry for entry in handlers}
     history: dict[str, BaseEvent[Any]] = {}
     for event_id, raw in _mapping(obj, "event_history").items():
@@ -219,6 +239,10 @@ def _read_history(obj: Mapping[str, Any], handlers: list[EventHandler]) -> dict[
             )
         event = decode_event(BaseEvent, cast(dict[str, Any], raw), by_id)
         history[event.event_id] = event
+        for row in event.event_results.values():
+            if row.handler_id not in by_id:
+                by_id[row.handler_id] = row.handler
+                row_handlers.append(row.handler)
     for event in history.values():
         for row in event.event_results.values():
             link_children(row, history.get)

@@ -1,7 +1,8 @@
 """The one backend-specific spot: telling a real cancellation from a stray ``CancelledError``; how the
 runloop waits when its queue is empty (a cheap yield or two first, then a one-waiter parking spot); a
 lighter completion signal for ``await event``; the running anyio backend class, which a bus looks up
-once; and how to arm a deadline that has already passed without anyio formatting the task's repr.
+once; how to arm a deadline that has already passed without anyio formatting the task's repr; and
+whether new tasks start in spawn order (not on trio).
 
 On trio a ``Cancelled`` exception only ever comes from a cancel scope. On asyncio a ``CancelledError`` can
 also escape from awaiting *another* task or future that someone cancelled; that is the handler's own error,
@@ -27,6 +28,7 @@ __all__ = [
     "make_signal",
     "running_backend",
     "set_deadline_for",
+    "tasks_start_in_spawn_order",
 ]
 
 
@@ -272,3 +274,13 @@ def make_signal(cancelled_exc_class: type[BaseException]) -> Signal:
     if _trio_lowlevel_module is None:
         _trio_lowlevel()
     return _TrioSignal()
+
+
+def tasks_start_in_spawn_order(cancelled_exc_class: type[BaseException]) -> bool:
+    """Whether tasks spawned one after another begin in spawn order on the running backend.
+
+    asyncio starts new tasks in creation order. trio runs each scheduling batch in a random order, so two
+    parallel events emitted A then B would start B first half the time; there, the bus spawns
+    interchangeable tasks that each take the oldest waiting job from a FIFO when they first run
+    (``_runloop``): whichever task trio runs first begins the first job, with no extra scheduling."""
+    return issubclass(cancelled_exc_class, asyncio.CancelledError)

@@ -4,7 +4,9 @@ and ``run_loop`` feeds it, in FIFO order, from the bus's stream.
 Hot path (per event, serial modes): the runloop receives the event, takes the event limiter without a
 checkpoint when it is free, claims the event, creates one row per handler, calls each handler
 (``_calling.run_handler``), and the event completes when the last bus finishes it. Serial events are
-processed in the runloop task, parallel ones in a task each; the runloop checkpoints once every
+processed in the runloop task, parallel ones in a task each (started in FIFO order, also on trio,
+whose scheduler runs a batch of new tasks in random order: there each new task takes the oldest waiting
+event when it first runs); the runloop checkpoints once every
 ``_EVENTS_PER_CHECKPOINT`` events while it drains a backlog. ``process`` is also what a queue-jump
 (``_awaiting``) calls to process a child inline in the awaiting handler's task.
 
@@ -13,6 +15,7 @@ Builds on ``_calling`` and ``_runtime``; neither imports this module.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -106,12 +109,14 @@ async def _run_parallel(
     run: EventRun,
     held: frozenset[SerialSlot],
 ) -> None:
-    """All handlers of the event at once. Sync handlers cannot overlap anything, so they run inline first
-    (no task each); the others start together in a task group inside the event-level scope."""
+    """All handlers of the event at once, started in registration order. Sync handlers cannot overlap
+    anything, so the ones before the first handler that can suspend run inline (no task each); from that
+    one on, each gets a task in a task group inside the event-level scope, spawned in order (on trio, where
+    a batch of new tasks runs in random order, each task takes the next row when it first runs)."""
     waiting: list[EventResult[Any]] = []
     for row in rows:
         handler = row.handler
-        if handler.is_async or handler.run_in_thread:
+        if waiting or handler.is_async or handler.run_in_thread:
             waiting.append(row)
         else:
             await run_handler(bus, event, row, run, held)
@@ -125,14 +130,40 @@ async def _run_parallel(
     try:
         with scope:
             async with anyio.create_task_group() as tg:
-                for row in waiting:
-                    tg.start_soon(run_handler, bus, event, row, run, held)
+                if bus._spawn_order_kept:
+                    for row in waiting:
+                        tg.start_soon(run_handler, bus, event, row, run, held)
+                else:
+                    jobs = deque(waiting)
+                    for _ in waiting:
+                        tg.start_soon(_run_next_handler, jobs, bus, event, run, held)
     finally:
         run.scope_active = False
     if scope.cancelled_caught:
         run.stopped = True
         if run.cancel_reason is None:
             run.timed_out = True
+
+
+async def _run_next_handler(
+    jobs: deque[EventResult[Any]],
+    bus: EventBus,
+    event: BaseEvent[Any],
+    run: EventRun,
+    held: frozenset[SerialSlot],
+) -> None:
+    """trio: run the oldest row nobody has taken yet. One task is spawned per row and each takes its row
+    synchronously in its first step (a task always runs its first step, even when cancelled), so every row
+    is taken once and rows begin in order whatever order trio runs the tasks in."""
+    await run_handler(bus, event, jobs.popleft(), run, held)
+
+
+async def _process_next(jobs: deque[BaseEvent[Any]], bus: EventBus) -> None:
+    """trio: process the oldest parallel event nobody has taken yet (as :func:`_run_next_handler`)."""
+    await process(bus, jobs.popleft(), _NO_LIMITERS, None)
+
+
+_NO_LIMITERS: frozenset[SerialSlot] = frozenset()
 
 
 def _stop_reason(run: EventRun) -> str:
@@ -166,6 +197,8 @@ async def run_loop(bus: EventBus) -> None:
     default_mode = bus.event_concurrency
     work_tg = bus._work_tg
     assert work_tg is not None
+    # trio: parallel events wait here for the first task that runs, so they start in FIFO order
+    parallel_jobs: deque[BaseEvent[Any]] | None = None if bus._spawn_order_kept else deque()
     event: BaseEvent[Any] | None = None
     checkpoint = bus._backend.checkpoint  # anyio.lowlevel.checkpoint without its backend lookup
     cheap_yield, max_yields = cheap_yield_for(bus._cancelled_exc)
@@ -206,7 +239,11 @@ async def run_loop(bus: EventBus) -> None:
             mode = event.event_concurrency or default_mode
             if mode == "parallel":
                 claim(bus, event)
-                work_tg.start_soon(process, bus, event, no_limiters, None)
+                if parallel_jobs is None:
+                    work_tg.start_soon(process, bus, event, no_limiters, None)
+                else:
+                    parallel_jobs.append(event)
+                    work_tg.start_soon(_process_next, parallel_jobs, bus)
                 continue
             if mode == "bus-serial":
                 limiter = bus_limiter

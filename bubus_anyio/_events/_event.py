@@ -253,6 +253,12 @@ class BaseEvent(Generic[T], metaclass=EventMeta):
             raise BusNotRunningError(f"{self.event_label} was never emitted on a bus")
         return self._buses[-1]
 
+    @property
+    def bus(self) -> EventBus:
+        """Alias of :attr:`event_bus` (upstream's ``event.bus``; outside a handler we still answer, see
+        docs/differences.md)."""
+        return self.event_bus
+
     # ------------------------------------------------------------------ waiting
     def __await__(self) -> Generator[Any, Any, Self]:
         # A generator rather than a coroutine wrapper: one object less per ``await event``.
@@ -392,7 +398,8 @@ class BaseEvent(Generic[T], metaclass=EventMeta):
         self, handler: EventHandler | Callable[..., Any], eventbus: EventBus | None = None, **kwargs: Any
     ) -> EventResult[T]:
         """Create (``pending``) or update the row for ``handler``: ``status=``, ``result=``, ``error=``,
-        ``timeout=``. Used to seed rows, for example when restoring a snapshot."""
+        ``timeout=``. Used to seed rows, for example when restoring a snapshot. A row that ends up
+        ``started`` marks a pending event started (``event_started_at`` = the row's ``started_at``)."""
         if not isinstance(handler, EventHandler):
             bus = eventbus or (self._buses[-1] if self._buses else None)
             handler = EventHandler.from_callable(
@@ -412,6 +419,11 @@ class BaseEvent(Generic[T], metaclass=EventMeta):
                 kwargs.pop("result")
                 kwargs["error"] = result_schema_error(self, row, value)
         row.update(**kwargs)
+        if row.status == "started":  # a row seeded as started marks its event started, as upstream does
+            if self.event_status == "pending":
+                self.event_status = "started"
+            if self.event_started_at is None:
+                self.event_started_at = row.started_at
         return row
 
     def to_dict(self, *, include_results: bool = False) -> dict[str, Any]:

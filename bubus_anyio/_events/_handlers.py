@@ -180,6 +180,20 @@ class EventHandler:
     def eventbus_label(self) -> str:
         return f"{self.eventbus_name}#{self.eventbus_id[-4:]}"
 
+    def __call__(self, event: Any) -> Any:
+        """Call the wrapped callable with ``event``, as upstream's entries can be called: returns what it
+        returns (a coroutine for an async handler, not awaited). Outside a bus: no timeout, no row, no
+        handler context.
+
+        :raises EventBusError: the entry is a stub with no callable attached (restored from a snapshot)
+        """
+        fn = self.handler
+        if fn is None:
+            from ._errors import EventBusError
+
+            raise EventBusError(f"handler {self.label} has no callable attached (restored from a snapshot?)")
+        return fn(event)
+
     def __str__(self) -> str:
         if self.handler_file_path:
             return f"{self.handler_name}() @ {self.handler_file_path}"

@@ -232,6 +232,9 @@ def decode_event(
     """:func:`event_from_json` on an already decoded object; result rows link to ``handlers[handler_id]``
     when given (bus restore), else get their own stub entries."""
     event_type = obj.get("event_type")
+    if event_type is None and cls is not BaseEvent and cls is not _GenericEvent:
+        # missing (or null) on a subclass: the class's own type, as upstream (missing equals null on input)
+        event_type = cls._bubus_event_type  # pyright: ignore[reportPrivateUsage]
     if type(event_type) is not str:
         raise _invalid(cls.__name__, "event_type", event_type, "string")
     if _LEGACY_KEYS & obj.keys():
