@@ -1,10 +1,11 @@
 """Middleware hook delivery: ordered, off the hot path, owned by the bus's task group.
 
-Middlewares are objects with any of three optional async hooks::
+Middlewares are objects with any of three optional hooks, each sync or async (told apart once per
+middleware and hook, when delivery starts, never per call)::
 
     async def on_event_change(bus, event, status): ...            # 'pending' | 'started' | 'completed'
     async def on_event_result_change(bus, event, result, status): ...
-    async def on_bus_handlers_change(bus, handler, registered): ...
+    def on_bus_handlers_change(bus, handler, registered): ...      # a plain def works too
 
 The engine records changes synchronously (it must, under level cancellation) and queues one notification
 per change into a memory stream; a single task per bus awaits the hooks in that order. So hooks see every
@@ -15,6 +16,7 @@ A hook that raises is logged with its traceback and does not stop later hooks.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections import deque
@@ -31,6 +33,21 @@ __all__ = ["HookQueue"]
 logger = logging.getLogger("bubus_anyio.middleware")
 
 Notification = tuple[str, tuple[Any, ...]]
+HOOK_NAMES = ("on_event_change", "on_event_result_change", "on_bus_handlers_change")
+
+
+def _resolve_hooks(middlewares: list[Any]) -> dict[str, list[tuple[Any, Any, bool]]]:
+    """Per hook name: ``(middleware, bound method, is_async)`` for each middleware that has it, in order."""
+    table: dict[str, list[tuple[Any, Any, bool]]] = {name: [] for name in HOOK_NAMES}
+    for middleware in middlewares:
+        for name in HOOK_NAMES:
+            method = getattr(middleware, name, None)
+            if method is not None:
+                is_async = inspect.iscoroutinefunction(method) or inspect.iscoroutinefunction(
+                    getattr(method, "__call__", None)  # noqa: B004 (an object with an async __call__)
+                )
+                table[name].append((middleware, method, is_async))
+    return table
 
 
 class HookQueue:
@@ -63,14 +80,17 @@ class HookQueue:
         self._send, self._receive = send, receive
         while self._backlog:
             send.send_nowait(self._backlog.popleft())
+        table = _resolve_hooks(bus.middlewares)
         async for hook, args in receive:
             try:
-                for middleware in bus.middlewares:
-                    method = getattr(middleware, hook, None)
-                    if method is None:
-                        continue
+                for middleware, method, is_async in table[hook]:
                     try:
-                        await method(bus, *args)
+                        if is_async:
+                            await method(bus, *args)
+                        else:
+                            result = method(bus, *args)
+                            if inspect.isawaitable(result):  # a plain def that returned a coroutine
+                                await result
                     except Exception:
                         logger.exception("%s: middleware %r failed in %s", bus.label, middleware, hook)
             finally:

@@ -1,0 +1,94 @@
+"""The middleware protocol, its base class, and what the built-ins share (ordered off-loop I/O, errors).
+
+A middleware is any object with some of these hooks, each a plain ``def`` or an ``async def``::
+
+    on_event_change(bus, event, status)                  # status: 'pending' | 'started' | 'completed'
+    on_event_result_change(bus, event, result, status)   # result: the EventResult row
+    on_bus_handlers_change(bus, handler, registered)     # registered: True on on(), False on off()
+
+What a middleware may rely on (the bus guarantees it): hooks of one bus are called one at a time, in the
+order the transitions happened, from one task the bus owns, so a slow hook delays later hooks but never
+the bus; an exception from a hook is logged on ``bubus_anyio.middleware`` and never reaches the bus or the
+other middlewares; a clean exit of ``async with bus`` (and ``wait_until_idle()``) waits until every hook
+queued so far has returned. A hook that must not block the event loop (file or database I/O) hands its
+blocking part to a worker thread, as :class:`OrderedWorker` does for the built-ins.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from bubus_anyio import EventBusError
+
+__all__ = ["EventBusMiddleware", "MiddlewareWriteError", "OrderedWorker"]
+
+logger = logging.getLogger("bubus_anyio.middlewares")
+
+R = TypeVar("R")
+
+
+class EventBusMiddleware:
+    """Optional base class for middlewares (upstream's name). It defines *no* hooks on purpose: the bus
+    calls only the hooks a subclass defines, so a subclass that watches only events pays nothing for result
+    rows. Subclasses that hold a resource override :meth:`close`; every middleware is a context manager
+    that calls it, and ``close()`` may be called more than once."""
+
+    def close(self) -> None:
+        """Release files and connections. Idempotent; the default does nothing."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class MiddlewareWriteError(EventBusError, OSError):
+    """A middleware could not write what it observed (disk full, file locked, database busy).
+
+    It is logged at ERROR on ``bubus_anyio.middlewares`` with the cause chained; the bus keeps processing.
+    ``middleware`` is the middleware's class name, ``target`` the path or database it writes to.
+    """
+
+    def __init__(self, middleware: str, target: str, what: str, cause: BaseException) -> None:
+        super().__init__(f"{middleware}: could not write {what} to {target}: {type(cause).__name__}: {cause}")
+        self.middleware = middleware
+        self.target = target
+        self.cause = cause
+
+
+class OrderedWorker:
+    """Runs blocking calls in worker threads one at a time, in call order, for one middleware.
+
+    A ``CapacityLimiter(1)`` orders the calls across every bus that shares the middleware (its limiter is
+    made lazily, on the event loop that first uses it); a thread lock guards the resource from a call that
+    outlived a cancellation. A call that was started is always finished (the worker thread is never
+    abandoned), so a cancelled bus still writes the line it was writing.
+    """
+
+    def __init__(self) -> None:
+        self._limiter: anyio.CapacityLimiter | None = None
+        self.lock = threading.Lock()
+
+    async def run(self, fn: Callable[..., R], *args: Any) -> R:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(1)
+        return await anyio.to_thread.run_sync(self._locked, fn, args, limiter=self._limiter)
+
+    def _locked(self, fn: Callable[..., R], args: tuple[Any, ...]) -> R:
+        with self.lock:
+            return fn(*args)
+
+
+def report_write_error(error: MiddlewareWriteError) -> None:
+    """Log ``error`` (with its cause) where operators look for it; never raises."""
+    logger.error("%s", error, exc_info=error)
