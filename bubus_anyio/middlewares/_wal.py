@@ -100,12 +100,16 @@ class WALEventBusMiddleware(EventBusMiddleware):
             handle = self._file = self._open()
         if self.max_bytes is not None and self._size and self._size + len(line) > self.max_bytes:
             handle = self._rotate(handle)
+        start = self._size
         written = 0
         try:
             while written < len(line):  # unbuffered: one write() normally takes it all
                 written += handle.write(line[written:]) or 0
-        finally:
-            self._size += written
+        except OSError:
+            if written:  # a partial line (disk full mid-line): cut it off so the next line starts clean
+                os.ftruncate(handle.fileno(), start)
+            raise
+        self._size = start + written
         self.lines_written += 1
         self._unsynced = True
         if self.fsync == "always":
