@@ -2,10 +2,14 @@
 
 The tables and columns are upstream's (``events_log`` and ``event_results_log``, one row per hook call,
 ``phase`` = the hook's status), so tools written against upstream's database read ours. Rows are built on
-the event loop when a hook runs (a snapshot of the event at that moment) and written by a worker thread
+the event loop when a hook runs and written by a worker thread
 (:class:`OrderedWorker`) in one transaction per batch: a batch is written when an event starts or
 completes, or when ``batch_size`` rows are waiting. So after ``await bus.wait_until_idle()`` every
 transition so far is in the database.
+
+Hooks run after the transition they report (off the hot path), so ``event_status``/``status`` are the
+transition's own status, while ``event_json``/``event_result_json`` are the event as it was when the hook
+ran (possibly further along); the ``completed`` rows are final.
 """
 
 from __future__ import annotations
@@ -114,7 +118,7 @@ class SQLiteHistoryMirrorMiddleware(EventBusMiddleware):
                 (
                     event.event_id,
                     event.event_type,
-                    event.event_status,
+                    status,  # the transition's status: the event may be further along by now
                     bus.id,
                     bus.label,
                     status,
@@ -129,6 +133,7 @@ class SQLiteHistoryMirrorMiddleware(EventBusMiddleware):
     async def on_event_result_change(
         self, bus: EventBus, event: BaseEvent[Any], result: EventResult[Any], status: str
     ) -> None:
+        finished = status == "completed"
         try:
             rows: list[dict[str, Any]] = event.to_dict(include_results=True).get("event_results") or []
             row_json: dict[str, Any] | None = next((r for r in rows if r.get("id") == result.id), None)
@@ -145,10 +150,10 @@ class SQLiteHistoryMirrorMiddleware(EventBusMiddleware):
                     result.eventbus_id,
                     result.eventbus_label,
                     event.event_type,
-                    result.status,
+                    result.status if finished else status,
                     status,
-                    None if result.result is None else repr(result.result),
-                    None if result.error is None else repr(result.error),
+                    None if not finished or result.result is None else repr(result.result),
+                    None if not finished or result.error is None else repr(result.error),
                     json.dumps(row_json, separators=(",", ":")),
                     monotonic_datetime(),
                 ),

@@ -229,7 +229,9 @@ class TestWriteFailures:
                 read = read_wal(path)
                 assert read.errors == []  # a line cut short by the full disk was cut off again
                 assert len(read.events) == wal.lines_written
-                assert any(isinstance(r.exc_info and r.exc_info[1], MiddlewareWriteError) for r in caplog.records)
+                assert any(
+                    isinstance(r.exc_info and r.exc_info[1], MiddlewareWriteError) for r in caplog.records
+                )
         finally:
             subprocess.run(["umount", str(mount_point)], check=True)
 
