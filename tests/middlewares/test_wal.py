@@ -15,6 +15,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from _mw_helpers import file_names, file_sizes
 
 from bubus_anyio import BaseEvent, EventBus
 from bubus_anyio.middlewares import (
@@ -28,6 +29,7 @@ from bubus_anyio.middlewares import (
 pytestmark = pytest.mark.anyio
 
 HERE = Path(__file__).resolve().parent
+HAVE_DEV_FULL = os.path.exists("/dev/full")
 
 
 class WalPing(BaseEvent[int]):
@@ -76,9 +78,9 @@ class TestWriting:
         assert read.errors == [] and len(read.events) == 100
 
     def test_bad_options_name_the_value(self, tmp_path: Path) -> None:
-        with pytest.raises(ValueError, match="fsync.*'sometimes'"):
+        with pytest.raises(ValueError, match=r"fsync.*'sometimes'"):
             WALEventBusMiddleware(tmp_path / "x", fsync="sometimes")  # type: ignore[arg-type]
-        with pytest.raises(ValueError, match="max_bytes.*0"):
+        with pytest.raises(ValueError, match=r"max_bytes.*0"):
             WALEventBusMiddleware(tmp_path / "x", max_bytes=0)
 
 
@@ -90,9 +92,9 @@ class TestRotation:
             async with EventBus("WalRotate", middlewares=[wal]) as bus:
                 for n in range(30):
                     bus.emit(WalPing(n=n))
-        files = sorted(p.name for p in tmp_path.iterdir())
+        files = file_names(tmp_path)
         assert files == ["rot.jsonl", "rot.jsonl.1", "rot.jsonl.2"]
-        assert all(p.stat().st_size <= 3 * one_line for p in tmp_path.iterdir())
+        assert all(size <= 3 * one_line for size in file_sizes(tmp_path))
         numbers = [e.n for e in read_wal(path).events if isinstance(e, WalPing)]
         assert numbers == list(range(30 - len(numbers), 30))  # the newest ones, oldest first, no gaps
         assert len(read_wal(path, include_rotated=False).events) < len(numbers)
@@ -104,7 +106,7 @@ class TestRotation:
             async with EventBus("WalCap", middlewares=[wal]) as bus:
                 for n in range(40):
                     bus.emit(WalPing(n=n))
-        assert [p.name for p in tmp_path.iterdir()] == ["cap.jsonl"]
+        assert file_names(tmp_path) == ["cap.jsonl"]
         assert 0 < path.stat().st_size <= cap
         assert read_wal(path).events[-1].to_dict()["n"] == 39
 
@@ -190,7 +192,7 @@ class TestWriteFailures:
     async def test_a_full_device_is_logged_as_a_named_error_and_the_bus_goes_on(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
-        if not os.path.exists("/dev/full"):
+        if not HAVE_DEV_FULL:
             pytest.skip("no /dev/full on this system")
         with caplog.at_level(logging.ERROR, logger="bubus_anyio.middlewares"):
             with WALEventBusMiddleware("/dev/full", fsync="never") as wal:
@@ -205,35 +207,23 @@ class TestWriteFailures:
         assert "No space left on device" in errors[0].getMessage()
 
     async def test_a_small_filesystem_filling_up_leaves_only_whole_lines(
-        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+        self, tiny_fs: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
-        mount_point = tmp_path / "tiny"
-        mount_point.mkdir()
-        mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True
-        )
-        if mounted.returncode != 0:
-            pytest.skip(f"cannot mount a 64k tmpfs here (needs root): {mounted.stderr.decode().strip()}")
-        try:
-            path = mount_point / "full.jsonl"
-            with caplog.at_level(logging.ERROR, logger="bubus_anyio.middlewares"):
-                with WALEventBusMiddleware(path, fsync="never") as wal:
-                    async with EventBus("WalTiny", middlewares=[wal]) as bus:
-                        bus.on(WalPing, wal_double)
-                        for n in range(200):
-                            bus.emit(WalPing(n=n, note="y" * 700))
-                        await bus.wait_until_idle()
-                        last = await bus.emit(WalPing(n=1000))
-                assert await last.event_result() == 2000
-                assert wal.write_errors > 0 and wal.lines_written > 0
-                read = read_wal(path)
-                assert read.errors == []  # a line cut short by the full disk was cut off again
-                assert len(read.events) == wal.lines_written
-                assert any(
-                    isinstance(r.exc_info and r.exc_info[1], MiddlewareWriteError) for r in caplog.records
-                )
-        finally:
-            subprocess.run(["umount", str(mount_point)], check=True)
+        path = tiny_fs / "full.jsonl"
+        with caplog.at_level(logging.ERROR, logger="bubus_anyio.middlewares"):
+            with WALEventBusMiddleware(path, fsync="never") as wal:
+                async with EventBus("WalTiny", middlewares=[wal]) as bus:
+                    bus.on(WalPing, wal_double)
+                    for n in range(200):
+                        bus.emit(WalPing(n=n, note="y" * 700))
+                    await bus.wait_until_idle()
+                    last = await bus.emit(WalPing(n=1000))
+            assert await last.event_result() == 2000
+            assert wal.write_errors > 0 and wal.lines_written > 0
+            read = read_wal(path)
+            assert read.errors == []  # a line cut short by the full disk was cut off again
+            assert len(read.events) == wal.lines_written
+            assert any(isinstance(r.exc_info and r.exc_info[1], MiddlewareWriteError) for r in caplog.records)
 
 
 class TestKilledWriter:
