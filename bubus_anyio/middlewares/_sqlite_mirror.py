@@ -14,12 +14,16 @@ ran (possibly further along); the ``completed`` rows are final.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections import deque
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import anyio
+import anyio.abc
+import orjson
 
 from bubus_anyio import BaseEvent, EventBus, EventResult, monotonic_datetime
 
@@ -73,6 +77,39 @@ _RESULT_INSERT = (
 Row = tuple[str, tuple[Any, ...]]
 
 
+def _row_json(event: BaseEvent[Any], result: EventResult[Any], status: str) -> dict[str, Any]:
+    """A finished row's wire JSON, exactly as the event's own encoder writes it (result value included)."""
+    try:
+        rows: list[dict[str, Any]] = event.to_dict(include_results=True).get("event_results") or []
+        found = next((r for r in rows if r.get("id") == result.id), None)
+    except ValueError as exc:  # a value with no JSON form: keep the row, say why it has no JSON
+        return {"id": result.id, "status": result.status, "unwritable": str(exc)}
+    return found if found is not None else _unfinished_row_json(result, status)
+
+
+def _unfinished_row_json(result: EventResult[Any], status: str) -> dict[str, Any]:
+    """A pending or started row's wire JSON (no value yet: cheap to build from its fields)."""
+    return {
+        "id": result.id,
+        "status": status,
+        "event_id": result.event_id,
+        "handler_id": result.handler_id,
+        "handler_name": result.handler_name,
+        "handler_file_path": result.handler_file_path,
+        "handler_timeout": result.handler_timeout,
+        "handler_slow_timeout": result.handler_slow_timeout,
+        "handler_registered_at": result.handler_registered_at,
+        "handler_event_pattern": result.handler_event_pattern,
+        "eventbus_id": result.eventbus_id,
+        "eventbus_name": result.eventbus_name,
+        "started_at": result.started_at if status == "started" else None,
+        "completed_at": None,
+        "result": None,
+        "error": None,
+        "event_children": [],
+    }
+
+
 class SQLiteHistoryMirrorMiddleware(EventBusMiddleware):
     """Mirror every event and result transition into the SQLite database at ``db_path``.
 
@@ -80,6 +117,8 @@ class SQLiteHistoryMirrorMiddleware(EventBusMiddleware):
         processes, may share one file (WAL journal mode)
     :param busy_timeout: seconds to wait for another connection's lock before a batch fails
     :param batch_size: write as soon as this many rows wait, even mid-event
+    :param synchronous: SQLite's ``PRAGMA synchronous``: ``'NORMAL'`` (default) loses nothing when the
+        process dies, ``'FULL'`` also survives a power cut (an fsync per batch), ``'OFF'`` neither
     :param max_buffered_rows: rows kept for a retry while writes fail; beyond it the oldest are dropped
         (and the count logged)
 
@@ -96,7 +135,11 @@ class SQLiteHistoryMirrorMiddleware(EventBusMiddleware):
         busy_timeout: float = 5.0,
         batch_size: int = 500,
         max_buffered_rows: int = 100_000,
+        synchronous: Literal["OFF", "NORMAL", "FULL"] = "NORMAL",
     ) -> None:
+        if synchronous not in ("OFF", "NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be 'OFF', 'NORMAL' or 'FULL', got {synchronous!r}")
+        self.synchronous = synchronous
         self.db_path = Path(db_path) if os.fspath(db_path) != ":memory:" else None
         self._target = os.fspath(db_path)
         self.busy_timeout = float(busy_timeout)
@@ -109,6 +152,11 @@ class SQLiteHistoryMirrorMiddleware(EventBusMiddleware):
         self._rows: deque[Row] = deque()
         self._conn: sqlite3.Connection | None = None
         self._worker = OrderedWorker()
+        # Writer-task mode (inside ``async with mirror``): hooks only queue rows; the writer writes them.
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._wake: anyio.Event | None = None
+        self._stopping = False
+        self._flush_lock: anyio.Lock | None = None
 
     # ------------------------------------------------------------------ hooks (event loop side)
     async def on_event_change(self, bus: EventBus, event: BaseEvent[Any], status: str) -> None:
@@ -127,18 +175,16 @@ class SQLiteHistoryMirrorMiddleware(EventBusMiddleware):
                 ),
             )
         )
-        if status != "pending" or len(self._rows) >= self.batch_size:
+        if self._tg is not None:
+            self._kick()
+        elif status != "pending" or len(self._rows) >= self.batch_size:
             await self.flush()
 
     async def on_event_result_change(
         self, bus: EventBus, event: BaseEvent[Any], result: EventResult[Any], status: str
     ) -> None:
         finished = status == "completed"
-        try:
-            rows: list[dict[str, Any]] = event.to_dict(include_results=True).get("event_results") or []
-            row_json: dict[str, Any] | None = next((r for r in rows if r.get("id") == result.id), None)
-        except ValueError as exc:  # a value with no JSON form: keep the row, say why it has no JSON
-            row_json = {"id": result.id, "status": result.status, "unwritable": str(exc)}
+        row_json = _row_json(event, result, status) if finished else _unfinished_row_json(result, status)
         self._rows.append(
             (
                 _RESULT_INSERT,
@@ -154,34 +200,94 @@ class SQLiteHistoryMirrorMiddleware(EventBusMiddleware):
                     status,
                     None if not finished or result.result is None else repr(result.result),
                     None if not finished or result.error is None else repr(result.error),
-                    json.dumps(row_json, separators=(",", ":")),
+                    orjson.dumps(row_json).decode(),
                     monotonic_datetime(),
                 ),
             )
         )
-        if len(self._rows) >= self.batch_size:
+        if self._tg is not None:
+            self._kick()
+        elif len(self._rows) >= self.batch_size:
             await self.flush()
 
-    async def flush(self) -> None:
-        """Write every queued row now (in a worker thread); a failure is logged and the rows kept."""
-        if not self._rows:
-            return
-        batch = list(self._rows)
-        self._rows.clear()
+    # ------------------------------------------------------------------ writer-task mode
+    async def __aenter__(self) -> Self:
+        """Start a writer task: from now on hooks only queue rows (no thread hop per event) and the writer
+        writes whatever has accumulated, one transaction per round, so a burst costs a few batches.
+        Rows may then trail the bus by one write: ``await mirror.flush()`` (or a query) catches up. On exit
+        the writer writes what is left; the connection stays open until :meth:`close` or ``__exit__``."""
+        if self._tg is not None:
+            raise RuntimeError(f"{type(self).__name__} is already running its writer")
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._stopping = False
+        self._tg = tg
+        tg.start_soon(self._write_forever)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        tg = self._tg
+        assert tg is not None
+        self._stopping = True
+        self._kick()
         try:
-            await self._worker.run(self._write, batch)
-        except (sqlite3.Error, OSError) as exc:
-            self.write_errors += 1
-            self._rows.extendleft(reversed(batch))
-            overflow = len(self._rows) - self.max_buffered_rows
-            if overflow > 0:
-                for _ in range(overflow):
-                    self._rows.popleft()
-                self.rows_dropped += overflow
-                logger.error("%s: dropped %d rows that could not be written", type(self).__name__, overflow)
-            report_write_error(
-                MiddlewareWriteError(type(self).__name__, self._target, f"{len(batch)} rows", exc)
-            )
+            return await tg.__aexit__(exc_type, exc, tb)
+        finally:
+            self._tg = None
+
+    def _kick(self) -> None:
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            wake.set()
+
+    async def _write_forever(self) -> None:
+        while True:
+            if not self._rows:
+                if self._stopping:
+                    return
+                wake = self._wake = anyio.Event()
+                await wake.wait()
+                continue
+            if not await self.flush():
+                if self._stopping:
+                    return  # close() makes the last attempt
+                # the batch went back to the queue: wait for news instead of spinning on a locked file
+                wake = self._wake = anyio.Event()
+                await wake.wait()
+
+    async def flush(self) -> bool:
+        """Write every queued row now (in a worker thread); a failure is logged and the rows kept.
+
+        :return: False when the write failed (the rows stay queued for the next attempt)
+        """
+        if self._flush_lock is None:
+            self._flush_lock = anyio.Lock()
+        async with self._flush_lock:  # one batch at a time, so a failed batch goes back in order
+            if not self._rows:
+                return True
+            batch = list(self._rows)
+            self._rows.clear()
+            try:
+                await self._worker.run(self._write, batch)
+            except (sqlite3.Error, OSError) as exc:
+                self.write_errors += 1
+                self._rows.extendleft(reversed(batch))
+                overflow = len(self._rows) - self.max_buffered_rows
+                if overflow > 0:
+                    for _ in range(overflow):
+                        self._rows.popleft()
+                    self.rows_dropped += overflow
+                    logger.error(
+                        "%s: dropped %d rows that could not be written", type(self).__name__, overflow
+                    )
+                report_write_error(
+                    MiddlewareWriteError(type(self).__name__, self._target, f"{len(batch)} rows", exc)
+                )
+                return False
+            return True
 
     # ------------------------------------------------------------------ worker-thread side
     def _connect(self) -> sqlite3.Connection:
@@ -194,6 +300,9 @@ class SQLiteHistoryMirrorMiddleware(EventBusMiddleware):
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             if self.db_path is not None:
                 conn.execute("PRAGMA journal_mode = WAL")
+                # In WAL mode NORMAL survives a crash of the process (not of the machine) without an fsync
+                # per commit; ``synchronous='FULL'`` restores one.
+                conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.executescript(_SCHEMA)
         except BaseException:
             conn.close()
@@ -209,8 +318,15 @@ class SQLiteHistoryMirrorMiddleware(EventBusMiddleware):
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for sql, values in batch:
-                conn.execute(sql, values)
+            # runs of the same statement go in one executemany (row order within a table is kept)
+            start = 0
+            while start < len(batch):
+                sql = batch[start][0]
+                end = start + 1
+                while end < len(batch) and batch[end][0] is sql:
+                    end += 1
+                conn.executemany(sql, [values for _, values in batch[start:end]])
+                start = end
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

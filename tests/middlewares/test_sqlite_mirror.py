@@ -250,3 +250,57 @@ class TestFaults:
         mirror = SQLiteHistoryMirrorMiddleware(tmp_path / "c.db")
         mirror.close()
         mirror.close()
+
+
+class TestWriterTask:
+    async def test_inside_async_with_rows_are_batched_and_all_written(self, tmp_path: Path) -> None:
+        db = tmp_path / "writer.db"
+        batches: list[int] = []
+
+        class Counting(SQLiteHistoryMirrorMiddleware):
+            def _write(self, batch: list[Any]) -> None:
+                batches.append(len(batch))
+                super()._write(batch)
+
+        with Counting(db) as mirror:
+            async with mirror, EventBus("SqlWriter", middlewares=[mirror]) as bus:
+                bus.on(SqlOrder, lambda e: "ok")
+                for n in range(200):
+                    bus.emit(SqlOrder(order_id=str(n)))
+            # the writer drained on exit: every transition is in the file
+            assert select(db, "SELECT COUNT(*) FROM events_log") == [(600,)]
+            assert select(db, "SELECT COUNT(*) FROM event_results_log") == [(600,)]
+        assert sum(batches) == 1200
+        assert len(batches) < 200  # far fewer transactions than events
+
+    async def test_a_query_catches_up_with_the_writer(self, tmp_path: Path) -> None:
+        with SQLiteHistoryMirrorMiddleware(tmp_path / "catchup.db") as mirror:
+            async with mirror, EventBus("SqlCatchUp", middlewares=[mirror]) as bus:
+                event = await bus.emit(SqlOrder())
+                await bus.wait_until_idle()
+                rows = await mirror.query_events()
+                assert [(r["event_id"], r["event_status"]) for r in rows] == [(event.event_id, "completed")]
+
+    async def test_a_locked_file_in_writer_mode_is_retried_with_later_rows(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        db = tmp_path / "writer_locked.db"
+        with SQLiteHistoryMirrorMiddleware(db, busy_timeout=0.05) as mirror:
+            async with mirror, EventBus("SqlWriterLocked", middlewares=[mirror]) as bus:
+                await bus.emit(SqlOrder(order_id="first"))
+                await mirror.flush()
+                blocker = sqlite3.connect(db, isolation_level=None)
+                try:
+                    blocker.execute("BEGIN EXCLUSIVE")
+                    with caplog.at_level(logging.ERROR, logger="bubus_anyio.middlewares"):
+                        await bus.emit(SqlOrder(order_id="locked"))
+                        await bus.wait_until_idle()
+                        assert not await mirror.flush()
+                finally:
+                    blocker.execute("ROLLBACK")
+                    blocker.close()
+                await bus.emit(SqlOrder(order_id="later"))
+                await bus.wait_until_idle()
+            rows = await mirror.query_events()
+        assert [json.loads(r["event_json"])["order_id"] for r in rows] == ["first", "locked", "later"]
+        assert any(isinstance(r.exc_info and r.exc_info[1], MiddlewareWriteError) for r in caplog.records)
