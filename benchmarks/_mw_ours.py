@@ -51,7 +51,7 @@ def _make(kind: str, directory: Path) -> Any:
         log = logging.getLogger("bench.middleware.logger")
         log.setLevel(logging.INFO)
         log.propagate = False
-        log.addHandler(logging.StreamHandler(open(os.devnull, "w")))  # noqa: SIM115 (lives as long as the run)
+        log.addHandler(logging.StreamHandler(open(os.devnull, "w")))
         return mw.LoggerEventBusMiddleware(logger=log)
     if kind == "wal":
         return mw.WALEventBusMiddleware(directory / "events.jsonl")
@@ -108,5 +108,15 @@ def _scenario(kind: str) -> Callable[[int, Clock], Awaitable[dict[str, Any]]]:
     return run
 
 
-KINDS = ("none", "noop", "logger", "wal", "wal-fsync-always", "sqlite", "sqlite-writer", "otel", "auto-return")
+KINDS = (
+    "none",
+    "noop",
+    "logger",
+    "wal",
+    "wal-fsync-always",
+    "sqlite",
+    "sqlite-writer",
+    "otel",
+    "auto-return",
+)
 MW_SCENARIOS = {f"middleware-{kind}": (_scenario(kind), "event") for kind in KINDS}

@@ -92,7 +92,7 @@ FULL = Mode(
         "json-roundtrip": 20_000,
     }
     | {name: 5_000 for name in MIDDLEWARE_SCENARIOS}
-    | {"middleware-wal-fsync-always": 500, "middleware-sqlite": 1_000},  # an fsync / two commits per event
+    | {"middleware-wal-fsync-always": 500, "middleware-sqlite": 1_000},  # an fsync / 2 commits per event
     repeats={"find-100k-history": 3, "forwarding-slow-handlers": 3},
     upstream_timeout=30.0,
     ours_timeout=300.0,
