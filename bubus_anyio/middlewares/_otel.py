@@ -58,6 +58,15 @@ def _ns(stamp: str | None) -> int | None:
     return int(whole.timestamp()) * 1_000_000_000 + int((fraction + "000000000")[:9] or 0)
 
 
+def _event_start(event: BaseEvent[Any]) -> int | None:
+    """The event span's start: when it started, or when its first handler did if that was earlier (the
+    engine may stamp the first row a moment before the event), so no handler span starts before it."""
+    stamps = [row.started_at for row in event.event_results.values() if row.started_at]
+    if event.event_started_at:
+        stamps.append(event.event_started_at)
+    return _ns(min(stamps)) if stamps else _ns(event.event_created_at)
+
+
 class OtelTracingMiddleware(EventBusMiddleware):
     """Trace events and handler runs as OpenTelemetry spans.
 
@@ -148,7 +157,7 @@ class OtelTracingMiddleware(EventBusMiddleware):
             context=parent if parent is not None else _empty_context(),
             kind=self._trace.SpanKind.PRODUCER,
             attributes=attributes,
-            start_time=_ns(event.event_started_at or event.event_created_at),
+            start_time=_event_start(event),
         )
         self._open[key] = span
         return self._trace.set_span_in_context(span)
