@@ -1,10 +1,9 @@
-"""Middleware scenarios for ``_upstream.py`` (bubus 1.5.x, asyncio): the burst of ``_mw_ours`` with
-nothing installed and with upstream's write-ahead log.
+"""Middleware scenarios for ``_upstream.py`` (bubus 1.5.x, asyncio): the workload of ``_mw_ours`` (events
+emitted and awaited one at a time, history 100) with nothing installed and with upstream's write-ahead log.
 
 1.5.x has no middleware layer; its WAL is the ``EventBus(wal_path=...)`` option (one ``anyio.open_file``
 append per completed event, no fsync), so ``middleware-wal`` compares against that. 1.5.x has no SQLite
-mirror, logger or tracing middleware: those rows say n/a. Bursts need ``max_history_size=None`` on 1.5.x
-(see ``_upstream``'s docstring).
+mirror, logger or tracing middleware: those rows say n/a.
 """
 
 from __future__ import annotations
@@ -31,11 +30,11 @@ async def _burst(n: int, clock: Clock, wal: bool) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="bench-mw-up-") as tmp:
         path = Path(tmp) / "events.jsonl"
-        bus = EventBus("MwBurst", max_history_size=None, wal_path=path if wal else None)
+        bus = EventBus("MwBurst", max_history_size=100, wal_path=path if wal else None)
         bus.on(MwSimple, handle)
         clock.start()
         for i in range(n):
-            bus.dispatch(MwSimple(value=i))
+            await bus.dispatch(MwSimple(value=i))
         await bus.wait_until_idle()
         clock.stop()
         lines = len(path.read_text().splitlines()) if wal and path.exists() else None

@@ -91,8 +91,8 @@ FULL = Mode(
         "find-100k-history": 100_000,
         "json-roundtrip": 20_000,
     }
-    | {name: 5_000 for name in MIDDLEWARE_SCENARIOS}
-    | {"middleware-wal-fsync-always": 500, "middleware-sqlite": 1_000},  # an fsync / 2 commits per event
+    | {name: 2_000 for name in MIDDLEWARE_SCENARIOS}
+    | {"middleware-wal-fsync-always": 300, "middleware-sqlite": 1_000},  # an fsync / 2 commits per event
     repeats={"find-100k-history": 3, "forwarding-slow-handlers": 3},
     upstream_timeout=30.0,
     ours_timeout=300.0,
