@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -30,6 +31,7 @@ logger = logging.getLogger("bubus_anyio.middlewares")
 
 FsyncPolicy = Literal["always", "batch", "never"]
 _FSYNC_POLICIES = ("always", "batch", "never")
+_RECENT_IDS = 10_000
 
 
 class WALEventBusMiddleware(EventBusMiddleware):
@@ -44,6 +46,7 @@ class WALEventBusMiddleware(EventBusMiddleware):
         current file is renamed ``<name>.1``, older ones shift to ``.2`` ... ``.<backup_count>``
     :param backup_count: rotated files kept; 0 with ``max_bytes`` is a size cap (the full file is dropped)
 
+    An event forwarded across several buses that share this middleware is written once.
     A failed write (disk full, permission, ...) is logged as :class:`MiddlewareWriteError` and the bus
     carries on; the next event tries again. Call :meth:`close` (or use ``with``) when done.
     """
@@ -76,10 +79,19 @@ class WALEventBusMiddleware(EventBusMiddleware):
         self._last_fsync = 0.0
         self._unsynced = False
         self._worker = OrderedWorker()
+        self._recent: OrderedDict[str, None] = OrderedDict()
 
     async def on_event_change(self, bus: EventBus, event: BaseEvent[Any], status: str) -> None:
         if status != "completed":
             return
+        # A forwarded event completes once but is reported by every bus it visited: with one middleware
+        # shared by those buses, it is still one line.
+        recent = self._recent
+        if event.event_id in recent:
+            return
+        recent[event.event_id] = None
+        if len(recent) > _RECENT_IDS:
+            recent.popitem(last=False)
         line = (event.to_json() + "\n").encode()
         try:
             await self._worker.run(self._append, line)

@@ -280,3 +280,19 @@ async def test_writes_do_not_block_the_event_loop(tmp_path: Path) -> None:
             await bus.emit(WalPing())
             await anyio.lowlevel.checkpoint()
     assert threads and threading.get_ident() not in threads
+
+
+async def test_a_forwarded_event_is_one_line_even_when_the_buses_share_the_log(tmp_path: Path) -> None:
+    path = tmp_path / "forwarded.jsonl"
+    with WALEventBusMiddleware(path) as wal:
+        async with (
+            EventBus("WalFwdA", middlewares=[wal]) as a,
+            EventBus("WalFwdB", middlewares=[wal]) as b,
+        ):
+            a.on("*", b.emit)
+            b.on(WalPing, wal_double)
+            event = await a.emit(WalPing(n=1))
+            await b.wait_until_idle()
+    read = read_wal(path)
+    assert [e.event_id for e in read.events] == [event.event_id]
+    assert read.events[0].event_path == [a.label, b.label]
