@@ -55,7 +55,7 @@ def _make(kind: str, directory: Path) -> Any:
         log.propagate = False
         log.addHandler(logging.StreamHandler(open(os.devnull, "w")))
         return mw.LoggerEventBusMiddleware(logger=log)
-    if kind == "wal":
+    if kind in ("wal", "wal-writer"):
         return mw.WALEventBusMiddleware(directory / "events.jsonl")
     if kind == "wal-fsync-always":
         return mw.WALEventBusMiddleware(directory / "events.jsonl", fsync="always")
@@ -87,7 +87,7 @@ def _scenario(kind: str) -> Callable[[int, Clock], Awaitable[dict[str, Any]]]:
             middleware = _make(kind, Path(tmp))
             middlewares = [] if middleware is None else [middleware]
             async with contextlib.AsyncExitStack() as stack:
-                if kind == "sqlite-writer":  # the batching writer task runs inside ``async with mirror``
+                if kind.endswith("-writer"):  # the batching writer task runs inside ``async with middleware``
                     await stack.enter_async_context(middleware)
                 bus = await stack.enter_async_context(
                     EventBus("MwBurst", max_history_size=HISTORY, middlewares=middlewares)

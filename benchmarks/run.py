@@ -50,6 +50,7 @@ MIDDLEWARE_SCENARIOS = (
     "middleware-noop",
     "middleware-logger",
     "middleware-wal",
+    "middleware-wal-writer",
     "middleware-wal-fsync-always",
     "middleware-sqlite",
     "middleware-sqlite-writer",

@@ -271,9 +271,9 @@ async def test_writes_do_not_block_the_event_loop(tmp_path: Path) -> None:
     threads: set[int] = set()
 
     class Watching(WALEventBusMiddleware):
-        def _append(self, line: bytes) -> None:
+        def _append(self, line: bytes, sync: bool = True) -> None:
             threads.add(threading.get_ident())
-            super()._append(line)
+            super()._append(line, sync)
 
     with Watching(tmp_path / "t.jsonl") as wal:
         async with EventBus("WalThreads", middlewares=[wal]) as bus:
@@ -296,3 +296,45 @@ async def test_a_forwarded_event_is_one_line_even_when_the_buses_share_the_log(t
     read = read_wal(path)
     assert [e.event_id for e in read.events] == [event.event_id]
     assert read.events[0].event_path == [a.label, b.label]
+
+
+class TestWriterTask:
+    async def test_inside_async_with_lines_are_batched_and_all_written_on_exit(self, tmp_path: Path) -> None:
+        path = tmp_path / "batched.jsonl"
+        calls: list[int] = []
+
+        class Counting(WALEventBusMiddleware):
+            def _append_all(self, lines: list[bytes]) -> None:
+                calls.append(len(lines))
+                super()._append_all(lines)
+
+        with Counting(path, fsync="always") as wal:
+            async with wal, EventBus("WalBatched", middlewares=[wal]) as bus:
+                bus.on(WalPing, wal_double)
+                sent = [bus.emit(WalPing(n=n)) for n in range(300)]
+        read = read_wal(path)
+        assert [e.event_id for e in read.events] == [e.event_id for e in sent]
+        assert sum(calls) == 300 and len(calls) < 300
+
+    async def test_flush_waits_for_the_queued_lines(self, tmp_path: Path) -> None:
+        path = tmp_path / "flushed.jsonl"
+        with WALEventBusMiddleware(path) as wal:
+            async with wal, EventBus("WalFlush", middlewares=[wal]) as bus:
+                event = await bus.emit(WalPing(n=5))
+                await bus.wait_until_idle()
+                await wal.flush()
+                assert [e.event_id for e in read_wal(path).events] == [event.event_id]
+
+    async def test_a_failing_batch_is_reported_with_the_number_of_lines_lost(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        if not HAVE_DEV_FULL:
+            pytest.skip("no /dev/full on this system")
+        with caplog.at_level(logging.ERROR, logger="bubus_anyio.middlewares"):
+            with WALEventBusMiddleware("/dev/full", fsync="never") as wal:
+                async with wal, EventBus("WalBatchFull", middlewares=[wal]) as bus:
+                    for n in range(20):
+                        bus.emit(WalPing(n=n))
+        messages = [r.getMessage() for r in caplog.records if r.exc_info]
+        assert messages and all("could not write" in m and "/dev/full" in m for m in messages)
+        assert wal.lines_written == 0 and wal.write_errors == len(messages)
