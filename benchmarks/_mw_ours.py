@@ -115,6 +115,7 @@ KINDS = (
     "noop",
     "logger",
     "wal",
+    "wal-writer",
     "wal-fsync-always",
     "sqlite",
     "sqlite-writer",
