@@ -18,16 +18,21 @@ import os
 import sqlite3
 from collections import deque
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import anyio
-import anyio.abc
 import orjson
 
 from bubus_anyio import BaseEvent, EventBus, EventResult, monotonic_datetime
 
-from ._protocol import EventBusMiddleware, MiddlewareWriteError, OrderedWorker, logger, report_write_error
+from ._protocol import (
+    BatchingWriter,
+    EventBusMiddleware,
+    MiddlewareWriteError,
+    OrderedWorker,
+    logger,
+    report_write_error,
+)
 
 __all__ = ["SQLiteHistoryMirrorMiddleware"]
 
@@ -110,7 +115,7 @@ def _unfinished_row_json(result: EventResult[Any], status: str) -> dict[str, Any
     }
 
 
-class SQLiteHistoryMirrorMiddleware(EventBusMiddleware):
+class SQLiteHistoryMirrorMiddleware(BatchingWriter, EventBusMiddleware):
     """Mirror every event and result transition into the SQLite database at ``db_path``.
 
     :param db_path: the database file (created with its parent directories); several buses, and several
@@ -126,6 +131,10 @@ class SQLiteHistoryMirrorMiddleware(EventBusMiddleware):
     :class:`MiddlewareWriteError`; its rows stay queued and go out with the next batch, and the bus keeps
     processing. Query with :meth:`query_events` / :meth:`query_results`, or open the file with any SQLite
     client. Call :meth:`close` (or use ``with``) when done.
+
+    Inside ``async with mirror`` a writer task batches the rows (see :class:`BatchingWriter`): hooks only
+    queue, each transaction takes all that accumulated; rows may trail the bus by one write
+    (``await mirror.flush()`` or any query catches up) and are all written before the block ends.
     """
 
     def __init__(
@@ -152,10 +161,6 @@ class SQLiteHistoryMirrorMiddleware(EventBusMiddleware):
         self._rows: deque[Row] = deque()
         self._conn: sqlite3.Connection | None = None
         self._worker = OrderedWorker()
-        # Writer-task mode (inside ``async with mirror``): hooks only queue rows; the writer writes them.
-        self._tg: anyio.abc.TaskGroup | None = None
-        self._wake: anyio.Event | None = None
-        self._stopping = False
         self._flush_lock: anyio.Lock | None = None
 
     # ------------------------------------------------------------------ hooks (event loop side)
@@ -175,7 +180,7 @@ class SQLiteHistoryMirrorMiddleware(EventBusMiddleware):
                 ),
             )
         )
-        if self._tg is not None:
+        if self.writer_running:
             self._kick()
         elif status != "pending" or len(self._rows) >= self.batch_size:
             await self.flush()
@@ -205,58 +210,13 @@ class SQLiteHistoryMirrorMiddleware(EventBusMiddleware):
                 ),
             )
         )
-        if self._tg is not None:
+        if self.writer_running:
             self._kick()
         elif len(self._rows) >= self.batch_size:
             await self.flush()
 
-    # ------------------------------------------------------------------ writer-task mode
-    async def __aenter__(self) -> Self:
-        """Start a writer task: from now on hooks only queue rows (no thread hop per event) and the writer
-        writes whatever has accumulated, one transaction per round, so a burst costs a few batches.
-        Rows may then trail the bus by one write: ``await mirror.flush()`` (or a query) catches up. On exit
-        the writer writes what is left; the connection stays open until :meth:`close` or ``__exit__``."""
-        if self._tg is not None:
-            raise RuntimeError(f"{type(self).__name__} is already running its writer")
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
-        self._stopping = False
-        self._tg = tg
-        tg.start_soon(self._write_forever)
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        tg = self._tg
-        assert tg is not None
-        self._stopping = True
-        self._kick()
-        try:
-            return await tg.__aexit__(exc_type, exc, tb)
-        finally:
-            self._tg = None
-
-    def _kick(self) -> None:
-        wake = self._wake
-        if wake is not None:
-            self._wake = None
-            wake.set()
-
-    async def _write_forever(self) -> None:
-        while True:
-            if not self._rows:
-                if self._stopping:
-                    return
-                wake = self._wake = anyio.Event()
-                await wake.wait()
-                continue
-            if not await self.flush():
-                if self._stopping:
-                    return  # close() makes the last attempt
-                # the batch went back to the queue: wait for news instead of spinning on a locked file
-                wake = self._wake = anyio.Event()
-                await wake.wait()
+    def _has_queued(self) -> bool:
+        return bool(self._rows)
 
     async def flush(self) -> bool:
         """Write every queued row now (in a worker thread); a failure is logged and the rows kept.

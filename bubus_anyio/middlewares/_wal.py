@@ -18,17 +18,21 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Literal, Self
+from typing import IO, Any, Literal
 
 import anyio
-import anyio.abc
 import anyio.to_thread
 import attrs
 
 from bubus_anyio import BaseEvent, EventBus, EventBusError, EventValidationError
 
-from ._protocol import EventBusMiddleware, MiddlewareWriteError, OrderedWorker, report_write_error
+from ._protocol import (
+    BatchingWriter,
+    EventBusMiddleware,
+    MiddlewareWriteError,
+    OrderedWorker,
+    report_write_error,
+)
 
 __all__ = ["WALEventBusMiddleware", "WALLineError", "WALReadResult", "read_wal", "replay_wal"]
 
@@ -39,7 +43,7 @@ _FSYNC_POLICIES = ("always", "batch", "never")
 _RECENT_IDS = 10_000
 
 
-class WALEventBusMiddleware(EventBusMiddleware):
+class WALEventBusMiddleware(BatchingWriter, EventBusMiddleware):
     """Append every completed event to ``wal_path`` as one JSON line.
 
     :param wal_path: the log file; parent directories are created
@@ -54,6 +58,10 @@ class WALEventBusMiddleware(EventBusMiddleware):
     An event forwarded across several buses that share this middleware is written once.
     A failed write (disk full, permission, ...) is logged as :class:`MiddlewareWriteError` and the bus
     carries on; the next event tries again. Call :meth:`close` (or use ``with``) when done.
+
+    Inside ``async with wal`` a writer task batches the lines (see :class:`BatchingWriter`): one
+    worker-thread call and at most one fsync per batch; a line then reaches the file a moment after its
+    hook returned (``await wal.flush()`` waits for it) and every queued line before the block ends.
     """
 
     def __init__(
@@ -87,9 +95,6 @@ class WALEventBusMiddleware(EventBusMiddleware):
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._lines: list[bytes] = []
         self._flush_lock: anyio.Lock | None = None
-        self._tg: anyio.abc.TaskGroup | None = None
-        self._wake: anyio.Event | None = None
-        self._stopping = False
 
     async def on_event_change(self, bus: EventBus, event: BaseEvent[Any], status: str) -> None:
         if status != "completed":
@@ -104,20 +109,21 @@ class WALEventBusMiddleware(EventBusMiddleware):
             recent.popitem(last=False)
         line = (event.to_json() + "\n").encode()
         self._lines.append(line)
-        if self._tg is not None:
-            wake, self._wake = self._wake, None
-            if wake is not None:
-                wake.set()
+        if self.writer_running:
+            self._kick()
         else:
             await self.flush()
 
-    async def flush(self) -> None:
-        """Write every line queued so far (in the worker thread) before returning. Failures are logged."""
+    async def flush(self) -> bool:
+        """Write every line queued so far (in the worker thread) before returning.
+
+        :return: False when a write failed (logged; the lines from the failing one on are lost)
+        """
         if self._flush_lock is None:
             self._flush_lock = anyio.Lock()
         async with self._flush_lock:  # batches go out whole and in order
             if not self._lines:
-                return
+                return True
             batch, self._lines = self._lines, []
             try:
                 await self._worker.run(self._append_all, batch)
@@ -127,45 +133,11 @@ class WALEventBusMiddleware(EventBusMiddleware):
                 report_write_error(
                     MiddlewareWriteError(type(self).__name__, str(self.wal_path), what, failed.cause)
                 )
+                return False
+        return True
 
-    # ------------------------------------------------------------------ writer-task mode
-    async def __aenter__(self) -> Self:
-        """Start a writer task: from now on the completion hook only queues the line, and the writer writes
-        whatever has accumulated with one worker-thread call (and at most one fsync for ``'always'``). A
-        line is then on disk a moment after its hook returned instead of before: ``await wal.flush()``
-        waits for it, and leaving ``async with wal`` writes every line queued."""
-        if self._tg is not None:
-            raise RuntimeError(f"{type(self).__name__} is already running its writer")
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
-        self._stopping = False
-        self._tg = tg
-        tg.start_soon(self._write_forever)
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        tg = self._tg
-        assert tg is not None
-        self._stopping = True
-        wake, self._wake = self._wake, None
-        if wake is not None:
-            wake.set()
-        try:
-            return await tg.__aexit__(exc_type, exc, tb)
-        finally:
-            self._tg = None
-
-    async def _write_forever(self) -> None:
-        while True:
-            if not self._lines:
-                if self._stopping:
-                    return
-                wake = self._wake = anyio.Event()
-                await wake.wait()
-                continue
-            await self.flush()
+    def _has_queued(self) -> bool:
+        return bool(self._lines)
 
     # ------------------------------------------------------------------ worker-thread side
     def _open(self) -> IO[bytes]:
