@@ -59,7 +59,8 @@ class HookQueue:
 
     __slots__ = ("_bus", "_queue", "_wake", "pending")
 
-    #: sync hooks delivered between two checkpoints (so a long backlog never monopolises the loop)
+    #: notifications delivered between two forced checkpoints (hooks that never suspend, sync or async,
+    #: must not let a long backlog monopolise the loop)
     BATCH = 256
 
     def __init__(self, bus: EventBus) -> None:
@@ -96,12 +97,10 @@ class HookQueue:
                 for middleware, method, is_async in table[hook]:
                     try:
                         if is_async:
-                            since_checkpoint = 0
                             await method(bus, *args)
                         else:
                             result = method(bus, *args)
                             if inspect.isawaitable(result):  # a plain def that returned a coroutine
-                                since_checkpoint = 0
                                 await result
                     except Exception:
                         logger.exception("%s: middleware %r failed in %s", bus.label, middleware, hook)
