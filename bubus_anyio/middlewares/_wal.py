@@ -11,6 +11,7 @@ file a moment after its hook returned, and every queued line before the ``async 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -181,6 +182,13 @@ class WALEventBusMiddleware(BatchingWriter, EventBusMiddleware):
             try:
                 self._append(line, sync=index == len(lines) - 1)
             except OSError as exc:
+                handle = self._file
+                if index and handle is not None and self.fsync == "always":
+                    # the lines before the failing one are written: still make them durable, as promised
+                    # (if this fails too, the device is gone; the batch error below reports it)
+                    with contextlib.suppress(OSError):
+                        os.fsync(handle.fileno())
+                        self._unsynced = False
                 raise _BatchError(len(lines) - index, exc) from exc
 
     def _rotate(self, handle: IO[bytes]) -> IO[bytes]:
