@@ -106,7 +106,8 @@ class HookQueue:
                         logger.exception("%s: middleware %r failed in %s", bus.label, middleware, hook)
             finally:
                 self.pending -= 1
-                bus._on_hooks_delivered()
+                if not self.pending:  # only then can the bus have become idle
+                    bus._on_hooks_delivered()
             since_checkpoint += 1
             if since_checkpoint >= self.BATCH:
                 since_checkpoint = 0

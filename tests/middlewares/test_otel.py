@@ -134,6 +134,30 @@ class TestSpanTree:
         assert {parent_of(s) for s in handlers} == {span_id(event_span)}
         assert {dict(s.attributes or {})["bubus.bus_name"] for s in handlers} == {a.label, b.label}
 
+    async def test_a_child_emitted_on_another_bus_hangs_under_the_emitting_handler(
+        self, exporter: InMemorySpanExporter
+    ) -> None:
+        tracing = make_tracing(exporter)
+        async with (
+            EventBus("OtelFront", middlewares=[tracing]) as front,
+            EventBus("OtelStock", middlewares=[tracing]) as stock,
+        ):
+
+            async def otel_front(event: OtelCheckout) -> str:
+                reserved = await stock.emit(OtelReserve(order_id=event.order_id))
+                return await reserved.event_result() or ""
+
+            front.on(OtelCheckout, otel_front)
+            stock.on(OtelReserve, otel_reserve)
+            await front.emit(OtelCheckout(order_id="o2"))
+            await stock.wait_until_idle()
+        spans = exporter.get_finished_spans()
+        (front_handler,) = [s for s in spans if s.name.endswith("otel_front")]
+        (reserve,) = by_name(spans, "bubus.event.OtelReserve")
+        assert parent_of(reserve) == span_id(front_handler)
+        assert dict(reserve.attributes or {})["messaging.destination.name"] == stock.name
+        assert len({s.context.trace_id for s in spans if s.context is not None}) == 1
+
 
 class TestErrors:
     async def test_a_handler_error_is_recorded_on_both_spans(self, exporter: InMemorySpanExporter) -> None:
