@@ -4,6 +4,7 @@ nothing it reported as written."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -188,17 +190,24 @@ class TestReplay:
         assert found is not None and found.event_id == first.event_id and found.event_status == "completed"
 
 
+@contextlib.contextmanager
+def full_device_wal(caplog: pytest.LogCaptureFixture) -> Iterator[WALEventBusMiddleware]:
+    """A WAL on /dev/full (every write fails with ENOSPC), with ERROR records captured."""
+    if not HAVE_DEV_FULL:
+        pytest.skip("no /dev/full on this system")
+    with caplog.at_level(logging.ERROR, logger="bubus_anyio.middlewares"):
+        with WALEventBusMiddleware("/dev/full", fsync="never") as wal:
+            yield wal
+
+
 class TestWriteFailures:
     async def test_a_full_device_is_logged_as_a_named_error_and_the_bus_goes_on(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
-        if not HAVE_DEV_FULL:
-            pytest.skip("no /dev/full on this system")
-        with caplog.at_level(logging.ERROR, logger="bubus_anyio.middlewares"):
-            with WALEventBusMiddleware("/dev/full", fsync="never") as wal:
-                async with EventBus("WalFull", middlewares=[wal]) as bus:
-                    bus.on(WalPing, wal_double)
-                    results = [await (await bus.emit(WalPing(n=n))).event_result() for n in range(3)]
+        with full_device_wal(caplog) as wal:
+            async with EventBus("WalFull", middlewares=[wal]) as bus:
+                bus.on(WalPing, wal_double)
+                results = [await (await bus.emit(WalPing(n=n))).event_result() for n in range(3)]
         assert results == [0, 2, 4]
         assert wal.write_errors == 3 and wal.lines_written == 0
         errors = [r for r in caplog.records if isinstance(r.exc_info and r.exc_info[1], MiddlewareWriteError)]
@@ -328,13 +337,10 @@ class TestWriterTask:
     async def test_a_failing_batch_is_reported_with_the_number_of_lines_lost(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
-        if not HAVE_DEV_FULL:
-            pytest.skip("no /dev/full on this system")
-        with caplog.at_level(logging.ERROR, logger="bubus_anyio.middlewares"):
-            with WALEventBusMiddleware("/dev/full", fsync="never") as wal:
-                async with wal, EventBus("WalBatchFull", middlewares=[wal]) as bus:
-                    for n in range(20):
-                        bus.emit(WalPing(n=n))
+        with full_device_wal(caplog) as wal:
+            async with wal, EventBus("WalBatchFull", middlewares=[wal]) as bus:
+                for n in range(20):
+                    bus.emit(WalPing(n=n))
         messages = [r.getMessage() for r in caplog.records if r.exc_info]
         assert messages and all("could not write" in m and "/dev/full" in m for m in messages)
         assert wal.lines_written == 0 and wal.write_errors == len(messages)
