@@ -90,6 +90,14 @@ class OrderedWorker:
             return fn(*args)
 
 
+def check_number(name: str, value: object, *, minimum: float, integer: bool = False) -> None:
+    """Reject an option that is not a number (an int when ``integer``) >= ``minimum``, naming it and its value."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
+        kind = "an int" if integer else "a number"
+        raise ValueError(f"{name} must be {kind} >= {minimum:g}, got {value!r}")
+
+
 def report_write_error(error: MiddlewareWriteError) -> None:
     """Log ``error`` (with its cause) where operators look for it; never raises."""
     logger.error("%s", error, exc_info=error)

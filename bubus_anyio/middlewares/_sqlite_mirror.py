@@ -30,6 +30,7 @@ from ._protocol import (
     EventBusMiddleware,
     MiddlewareWriteError,
     OrderedWorker,
+    check_number,
     logger,
     report_write_error,
 )
@@ -146,6 +147,9 @@ class SQLiteHistoryMirrorMiddleware(BatchingWriter, EventBusMiddleware):
         max_buffered_rows: int = 100_000,
         synchronous: Literal["OFF", "NORMAL", "FULL"] = "NORMAL",
     ) -> None:
+        check_number("busy_timeout", busy_timeout, minimum=0)
+        check_number("batch_size", batch_size, minimum=1, integer=True)
+        check_number("max_buffered_rows", max_buffered_rows, minimum=1, integer=True)
         if synchronous not in ("OFF", "NORMAL", "FULL"):
             raise ValueError(f"synchronous must be 'OFF', 'NORMAL' or 'FULL', got {synchronous!r}")
         self.synchronous = synchronous

@@ -32,6 +32,7 @@ from ._protocol import (
     EventBusMiddleware,
     MiddlewareWriteError,
     OrderedWorker,
+    check_number,
     report_write_error,
 )
 
@@ -76,10 +77,10 @@ class WALEventBusMiddleware(BatchingWriter, EventBusMiddleware):
     ) -> None:
         if fsync not in _FSYNC_POLICIES:
             raise ValueError(f"fsync must be one of {_FSYNC_POLICIES}, got {fsync!r}")
-        if max_bytes is not None and (isinstance(max_bytes, bool) or max_bytes < 1):  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise ValueError(f"max_bytes must be an int >= 1 or None, got {max_bytes!r}")
-        if backup_count < 0:
-            raise ValueError(f"backup_count must be >= 0, got {backup_count!r}")
+        if max_bytes is not None:
+            check_number("max_bytes", max_bytes, minimum=1, integer=True)
+        check_number("backup_count", backup_count, minimum=0, integer=True)
+        check_number("fsync_interval", fsync_interval, minimum=0)
         self.wal_path = Path(wal_path)
         self.fsync: FsyncPolicy = fsync
         self.fsync_interval = float(fsync_interval)

@@ -246,6 +246,14 @@ class TestFaults:
         errors = [r for r in caplog.records if isinstance(r.exc_info and r.exc_info[1], MiddlewareWriteError)]
         assert errors and any("full" in r.getMessage() for r in errors)
 
+    def test_bad_options_name_the_value(self, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match=r"batch_size must be an int >= 1, got 0"):
+            SQLiteHistoryMirrorMiddleware(tmp_path / "x.db", batch_size=0)
+        with pytest.raises(ValueError, match=r"busy_timeout must be a number >= 0, got -1"):
+            SQLiteHistoryMirrorMiddleware(tmp_path / "x.db", busy_timeout=-1)
+        with pytest.raises(ValueError, match=r"synchronous must be .*, got 'SOMETIMES'"):
+            SQLiteHistoryMirrorMiddleware(tmp_path / "x.db", synchronous="SOMETIMES")  # type: ignore[arg-type]
+
     def test_close_is_idempotent(self, tmp_path: Path) -> None:
         mirror = SQLiteHistoryMirrorMiddleware(tmp_path / "c.db")
         mirror.close()

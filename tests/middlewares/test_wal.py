@@ -82,8 +82,12 @@ class TestWriting:
     def test_bad_options_name_the_value(self, tmp_path: Path) -> None:
         with pytest.raises(ValueError, match=r"fsync.*'sometimes'"):
             WALEventBusMiddleware(tmp_path / "x", fsync="sometimes")  # type: ignore[arg-type]
-        with pytest.raises(ValueError, match=r"max_bytes.*0"):
+        with pytest.raises(ValueError, match=r"max_bytes must be an int >= 1, got 0"):
             WALEventBusMiddleware(tmp_path / "x", max_bytes=0)
+        with pytest.raises(ValueError, match=r"backup_count must be an int >= 0, got -1"):
+            WALEventBusMiddleware(tmp_path / "x", backup_count=-1)
+        with pytest.raises(ValueError, match=r"fsync_interval must be a number >= 0, got '1s'"):
+            WALEventBusMiddleware(tmp_path / "x", fsync_interval="1s")  # type: ignore[arg-type]
 
 
 class TestRotation:
