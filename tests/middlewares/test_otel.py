@@ -222,3 +222,17 @@ def test_without_opentelemetry_the_error_names_the_extra(monkeypatch: pytest.Mon
     with pytest.raises(OtelNotInstalledError, match=r"bubus-anyio\[otel\]"):
         OtelTracingMiddleware()
     assert issubclass(OtelNotInstalledError, ImportError)
+
+
+def test_the_package_imports_without_opentelemetry() -> None:
+    import subprocess
+
+    code = (
+        "import sys; sys.modules['opentelemetry'] = None\n"
+        "import bubus_anyio.middlewares as mw\n"
+        "assert 'opentelemetry' not in {m.split('.')[0] for m in sys.modules if sys.modules[m] is not None}\n"
+        "try:\n    mw.OtelTracingMiddleware()\nexcept mw.OtelNotInstalledError as e:\n    print(e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'bubus-anyio[otel]'" in done.stdout
