@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/middlewares_demo.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check bubus_anyio tests examples benchmarks docs/_gen

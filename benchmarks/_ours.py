@@ -18,6 +18,7 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import Clock, Sample, fill_sample, run_guarded
+from _mw_ours import MW_SCENARIOS
 
 from bubus_anyio import BaseEvent, EventBus, EventHandlerAbortedError, EventHandlerTimeoutError
 
@@ -353,6 +354,7 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "queue-jump": (queue_jump, "parent"),
     "find-100k-history": (find_history, "find"),
     "json-roundtrip": (json_roundtrip, "event"),
+    **MW_SCENARIOS,
 }
 
 

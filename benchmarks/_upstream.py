@@ -23,6 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import Clock, Sample, fill_sample, report
+from _mw_upstream import MW_SCENARIOS
 from bubus import BaseEvent, EventBus  # type: ignore[import-not-found]
 
 HISTORY = 100
@@ -320,6 +321,7 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "emit-await-latency": (latency, "event"),
     "queue-jump": (queue_jump, "parent"),
     "json-roundtrip": (json_roundtrip, "event"),
+    **MW_SCENARIOS,
 }
 
 

@@ -40,8 +40,25 @@ UPSTREAM_SCENARIOS = frozenset(
         "emit-await-latency",
         "queue-jump",
         "json-roundtrip",
+        "middleware-none",
+        "middleware-wal",
     }
 )
+#: one row per middleware (``_mw_ours.KINDS``): the same burst with it installed, vs ``middleware-none``
+MIDDLEWARE_SCENARIOS = (
+    "middleware-none",
+    "middleware-noop",
+    "middleware-logger",
+    "middleware-wal",
+    "middleware-wal-writer",
+    "middleware-wal-fsync-always",
+    "middleware-sqlite",
+    "middleware-sqlite-writer",
+    "middleware-otel",
+    "middleware-auto-return",
+)
+#: the middleware rows smoke mode keeps (every middleware is exercised by the tests; this keeps CI quick)
+SMOKE_MIDDLEWARES = frozenset({"middleware-none", "middleware-wal", "middleware-sqlite-writer"})
 
 
 @dataclass(frozen=True)
@@ -74,7 +91,9 @@ FULL = Mode(
         "queue-jump": 20_000,
         "find-100k-history": 100_000,
         "json-roundtrip": 20_000,
-    },
+    }
+    | {name: 2_000 for name in MIDDLEWARE_SCENARIOS}
+    | {"middleware-wal-fsync-always": 300, "middleware-sqlite": 1_000},  # an fsync / 2 commits per event
     repeats={"find-100k-history": 3, "forwarding-slow-handlers": 3},
     upstream_timeout=30.0,
     ours_timeout=300.0,
@@ -88,7 +107,8 @@ FULL = Mode(
 
 SMOKE = Mode(
     smoke=True,
-    sizes={name: 300 for name in FULL.sizes} | {"find-100k-history": 2_000},
+    sizes={name: 300 for name in FULL.sizes if name not in MIDDLEWARE_SCENARIOS or name in SMOKE_MIDDLEWARES}
+    | {"find-100k-history": 2_000},
     repeats={},
     upstream_timeout=4.0,
     ours_timeout=60.0,

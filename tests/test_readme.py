@@ -33,3 +33,12 @@ def test_the_demo_runs_on_both_backends() -> None:
     assert "=== bubus-anyio on asyncio ===" in result.stdout
     assert "=== bubus-anyio on trio ===" in result.stdout
     assert "Event tree of App:" in result.stdout
+
+
+def test_the_middlewares_demo_runs_on_both_backends() -> None:
+    demo = ROOT / "examples" / "middlewares_demo.py"
+    result = subprocess.run([sys.executable, str(demo)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "=== middlewares on asyncio ===" in result.stdout
+    assert "=== middlewares on trio ===" in result.stdout
+    assert "SQLite mirror" in result.stdout and "card limit exceeded" in result.stdout
