@@ -178,6 +178,55 @@ def history_of_runs(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+#: What each middleware row runs (``benchmarks/_mw_ours.py``), for the table's first column.
+MIDDLEWARE_ROWS = {
+    "middleware-none": "none (baseline)",
+    "middleware-noop": "noop (3 sync hooks doing nothing)",
+    "middleware-logger": "logger (INFO to /dev/null)",
+    "middleware-wal": "wal (`fsync='batch'`)",
+    "middleware-wal-writer": "wal inside `async with wal`",
+    "middleware-wal-fsync-always": "wal `fsync='always'`",
+    "middleware-sqlite": "sqlite (plain)",
+    "middleware-sqlite-writer": "sqlite inside `async with mirror`",
+    "middleware-otel": "otel (SDK, SimpleSpanProcessor, in-memory exporter)",
+    "middleware-auto-return": "auto-return (one extra event per result)",
+}
+
+
+def middlewares(runs: list[dict[str, Any]]) -> str:
+    """Cost per event with each middleware installed, from the newest full run that measured them."""
+    measured = [run for run in runs if any(row["scenario"] in MIDDLEWARE_ROWS for row in run["scenarios"])]
+    if not measured:
+        raise ResultsError(f"no full-mode run in {RESULTS} has the middleware rows: run `make bench`")
+    run = measured[-1]
+    lines = [
+        f"Run `benchmarks/results/{run['file']}` ({_stamp(run)}).",
+        "",
+        "| middleware | asyncio ms/event | trio ms/event | CPU asyncio | CPU trio | upstream 1.5.x live |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    for scenario, title in MIDDLEWARE_ROWS.items():
+        row = _row(run, scenario)
+        if row is None:
+            continue
+        a, t = row["asyncio"], row["trio"]
+        u: Figure | None = row.get("upstream")
+        upstream = (
+            "n/a"
+            if u is None or u.ms_per_unit is None
+            else f"{u.ms_per_unit:.2f} (CPU {cell(u.cpu_ms_per_unit)})"
+        )
+        lines.append(
+            f"| {title} | {cell(a.ms_per_unit)} | {cell(t.ms_per_unit)} | {cell(a.cpu_ms_per_unit)} "
+            f"| {cell(t.cpu_ms_per_unit)} | {upstream} |"
+        )
+    return "\n".join(lines)
+
+
 def page_sections(results: Path = RESULTS) -> dict[str, str]:
     """The generated parts of the performance page, by the name of their placeholder."""
     runs = full_runs(results)
@@ -191,6 +240,7 @@ def page_sections(results: Path = RESULTS) -> dict[str, str]:
         "memory": memory_table(run["memory"]),
         "runs": history_of_runs(runs),
         "recorded-notes": RECORDED_NOTES,
+        "middlewares": middlewares(runs),
     }
 
 

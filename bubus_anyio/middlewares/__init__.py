@@ -29,3 +29,26 @@ from ._wal import WALLineError as WALLineError
 from ._wal import WALReadResult as WALReadResult
 from ._wal import read_wal as read_wal
 from ._wal import replay_wal as replay_wal
+
+__all__ = [
+    "AutoErrorEvent",
+    "AutoErrorEventMiddleware",
+    "AutoHandlerChangeEventMiddleware",
+    "AutoResultEvent",
+    "AutoReturnEventMiddleware",
+    "BusHandlerRegisteredEvent",
+    "BusHandlerUnregisteredEvent",
+    "EventBusMiddleware",
+    "LoggerEventBusMiddleware",
+    "MiddlewareWriteError",
+    "OtelNotInstalledError",
+    "OtelTracingMiddleware",
+    "SQLiteHistoryMirrorMiddleware",
+    "WALCorruptError",
+    "WALEventBusMiddleware",
+    "WALLineError",
+    "WALReadResult",
+    "read_wal",
+    "render_event_tree",
+    "replay_wal",
+]
