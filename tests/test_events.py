@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import re
 import uuid
@@ -369,3 +370,32 @@ class TestAwaitingUnemittedEvent:
     async def test_awaiting_a_never_emitted_event_raises(self) -> None:
         with anyio.fail_after(2), pytest.raises(BusNotRunningError):
             await EvNoResult()
+
+
+class TestAwaitingWithoutABus:
+    """An event no bus holds: awaiting it raises, except a started one inside a handler (nothing to do)."""
+
+    @pytest.mark.anyio
+    async def test_inside_a_handler_a_started_event_never_emitted_returns_at_once(self) -> None:
+        seen: list[str] = []
+
+        async def handler(event: EvNoneResult) -> None:
+            restored = EvAdd.from_json(EvAdd(a=1, b=2, event_status="started").to_json())
+            assert await restored is restored
+            assert await restored.event_results_list(raise_if_none=False) == []
+            seen.append("returned")
+
+        async with EventBus("EvNoBusStarted") as bus:
+            bus.on(EvNoneResult, handler)
+            await bus.emit(EvNoneResult())
+        assert seen == ["returned"]
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize("status", ["pending", "started"])
+    async def test_outside_handlers_every_wait_raises_naming_the_event(self, status: str) -> None:
+        event = EvAdd(a=1, b=2, event_status=status)
+        for wait in (event.event_completed, event.event_result, event.__await__().__next__):
+            with pytest.raises(BusNotRunningError, match="was never emitted on a bus"):
+                result = wait()
+                if inspect.isawaitable(result):
+                    await result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -417,3 +418,59 @@ class TestHandlerTimeout:
             bus.on(HdlPing, hdl_brief, handler_timeout=5)
             event = await bus.emit(HdlPing(event_handler_timeout=0.001))
         assert await event.event_result() == "done"
+
+
+class TestRegistrationEdgeCases:
+    """Regression tests from review of the registry split and the callable-entry change."""
+
+    @pytest.mark.anyio
+    async def test_a_duplicate_name_warning_raised_as_an_error_registers_nothing(self) -> None:
+        told: list[bool] = []
+
+        class Watch:
+            def on_bus_handlers_change(self, bus: EventBus, entry: EventHandler, registered: bool) -> None:
+                told.append(registered)
+
+        def twice(event: HdlPing) -> str:
+            return "a"
+
+        async with EventBus("HdlDupWarn", middlewares=[Watch()]) as bus:
+            bus.on(HdlPing, twice)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                with pytest.raises(UserWarning):
+                    bus.on(HdlPing, twice)
+            assert len(bus.handlers) == 1
+            assert [len(ids) for ids in bus.handlers_by_key.values()] == [1]
+            assert await bus.emit(HdlPing()).event_results_list() == ["a"]
+        assert told == [True]
+
+    @pytest.mark.anyio
+    async def test_an_entry_given_to_on_registers_its_callable_with_its_traits(self) -> None:
+        fast_ran = anyio.Event()
+        log: list[str] = []
+
+        async def slow(event: HdlPing) -> str:
+            log.append("slow start")
+            await fast_ran.wait()  # would never return if it ran inline before `fast`
+            log.append("slow end")
+            return "slow"
+
+        async def fast(event: HdlPing) -> str:
+            log.append("fast")
+            fast_ran.set()
+            return "fast"
+
+        entry = EventBus("HdlSource").on(HdlPing, slow)
+        with anyio.fail_after(5):
+            async with EventBus("HdlTarget", event_handler_concurrency="parallel") as bus:
+                copied = bus.on(HdlPing, entry)
+                bus.on(HdlPing, fast)
+                await bus.emit(HdlPing())
+        assert copied.is_async and copied.handler is slow and copied.handler_name == entry.handler_name
+        assert log == ["slow start", "fast", "slow end"]
+
+    def test_an_entry_without_a_callable_cannot_be_registered(self) -> None:
+        stub = EventHandler(id="0" * 32, handler=None, event_pattern="HdlPing")
+        with pytest.raises(TypeError, match="no callable attached"):
+            EventBus("HdlStub").on(HdlPing, stub)

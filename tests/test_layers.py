@@ -54,7 +54,8 @@ def modules() -> dict[str, Path]:
 
 
 def _is_type_checking_block(node: ast.stmt) -> bool:
-    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+    """``if TYPE_CHECKING:`` or ``if typing.TYPE_CHECKING:`` exactly (not ``if not TYPE_CHECKING:``)."""
+    return isinstance(node, ast.If) and ast.unparse(node.test) in {"TYPE_CHECKING", "typing.TYPE_CHECKING"}
 
 
 def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
@@ -72,6 +73,35 @@ def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
         for handler in getattr(node, "handlers", ()):
             if isinstance(handler, ast.ExceptHandler):
                 yield from _statements(handler.body)
+        if isinstance(node, ast.Match):
+            for case in node.cases:
+                yield from _statements(case.body)
+
+
+#: Modules allowed to import by a computed name: lazy loaders of optional dependencies, which may only
+#: name modules of their own package (checked by their own tests).
+DYNAMIC_IMPORTS_ALLOWED: set[str] = set()
+_DYNAMIC = {"import_module", "__import__"}
+
+
+def dynamic_imports(path: Path) -> tuple[set[str], int]:
+    """Modules named by literal ``importlib.import_module("...")``/``__import__("...")`` calls, and how
+    many such calls name their module by a computed value (those cannot be checked)."""
+    literal: set[str] = set()
+    computed = 0
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name not in _DYNAMIC or not node.args:
+            continue
+        first = node.args[0]
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            literal.add(first.value)
+        else:
+            computed += 1
+    return literal, computed
 
 
 def runtime_imports(name: str, path: Path, known: set[str]) -> set[str]:
@@ -93,6 +123,8 @@ def runtime_imports(name: str, path: Path, known: set[str]) -> set[str]:
             for alias in node.names:  # ``from . import _x`` imports the module _x
                 if f"{base}.{alias.name}" in known:
                     found.add(f"{base}.{alias.name}")
+    literal, _ = dynamic_imports(path)
+    found.update(target for target in literal if target.split(".")[0] == "bubus_anyio")
     found.discard(name)
     return found
 
@@ -155,6 +187,16 @@ def test_imports_point_down_the_layers() -> None:
     assert upward == [], "imports that do not point down:\n" + "\n".join(upward)
 
 
+def test_no_module_imports_by_a_computed_name() -> None:
+    """``importlib.import_module(name)`` with a computed name could hide any import from the checks above."""
+    hidden = sorted(
+        name
+        for name, path in modules().items()
+        if dynamic_imports(path)[1] and name not in DYNAMIC_IMPORTS_ALLOWED
+    )
+    assert hidden == [], f"import by a literal name, or list the module in DYNAMIC_IMPORTS_ALLOWED: {hidden}"
+
+
 @pytest.mark.parametrize("name", sorted(modules()))
 def test_a_long_module_says_why_at_its_top(name: str) -> None:
     path = modules()[name]
@@ -180,6 +222,31 @@ class TestTheCheckerItself:
             "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .._bus._event_bus import EventBus\n"
         )
         assert runtime_imports("bubus_anyio._events.mod", source, set()) == set()
+
+    def test_an_import_under_not_type_checking_counts(self, tmp_path: Path) -> None:
+        source = tmp_path / "mod.py"
+        source.write_text(
+            "from typing import TYPE_CHECKING\nif not TYPE_CHECKING:\n    from .._bus._event_bus import EventBus\n"
+        )
+        found = runtime_imports("bubus_anyio._events.mod", source, {"bubus_anyio._bus._event_bus"})
+        assert found == {"bubus_anyio._bus._event_bus"}
+
+    def test_an_import_inside_a_match_case_counts(self, tmp_path: Path) -> None:
+        source = tmp_path / "mod.py"
+        source.write_text("match 1:\n    case 1:\n        from .._bus import _event_bus\n")
+        found = runtime_imports("bubus_anyio._events.mod", source, {"bubus_anyio._bus._event_bus"})
+        assert found == {"bubus_anyio._bus", "bubus_anyio._bus._event_bus"}
+
+    def test_a_literal_import_module_call_counts(self, tmp_path: Path) -> None:
+        source = tmp_path / "mod.py"
+        source.write_text("import importlib\nimportlib.import_module('bubus_anyio._bus._event_bus')\n")
+        found = runtime_imports("bubus_anyio._events.mod", source, {"bubus_anyio._bus._event_bus"})
+        assert found == {"bubus_anyio._bus._event_bus"}
+
+    def test_a_computed_import_module_call_is_seen(self, tmp_path: Path) -> None:
+        source = tmp_path / "mod.py"
+        source.write_text("import importlib\nname = 'x'\n__import__(name)\n")
+        assert dynamic_imports(source) == (set(), 1)
 
     def test_a_package_import_of_a_module_counts_the_module(self, tmp_path: Path) -> None:
         source = tmp_path / "mod.py"

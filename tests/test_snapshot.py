@@ -207,7 +207,8 @@ class TestHandlersOnlyInRows:
 
         restored = EventBus.from_json(snapshot)
         stub = restored.handlers[gone.id]
-        assert stub.handler is None and stub.event_pattern == "WireSnapEvent"
+        assert stub.event_pattern == "WireSnapEvent" and not stub.is_async
+        assert stub.handler is not None and stub.handler(WireSnapEvent(i=0)) is None  # a no-op, as upstream
         assert restored.handlers_by_key == {"WireSnapEvent": [gone.id]}
         rows = [restored.event_history[e.event_id].event_results[gone.id] for e in (first, second)]
         assert all(row.handler is stub for row in rows)
@@ -218,6 +219,32 @@ class TestHandlersOnlyInRows:
         async with restored:
             await restored.emit(WireSnapEvent(i=3))
         assert order == ["back:3"]
+
+    @pytest.mark.anyio
+    async def test_a_removed_handler_restored_from_rows_does_not_fail_new_events(self) -> None:
+        async with EventBus("WireSnapOnceBus") as bus:
+            once = bus.on(WireSnapEvent, _recorder([], "once"))
+            await bus.emit(WireSnapEvent(i=1))
+            bus.off(WireSnapEvent, once)
+            main = bus.on(WireSnapEvent, _recorder([], "main"))
+        restored = EventBus.from_json(bus.to_json())
+        restored.handlers[main.id].handler = _recorder([], "main")  # every handler the snapshot lists
+        async with restored:
+            values = await restored.emit(WireSnapEvent(i=2)).event_results_list()
+        assert values == ["main:2"]  # the restored `once` completed its row with None
+
+    def test_restoring_a_restored_snapshot_is_stable(self) -> None:
+        async def make() -> dict[str, Any]:
+            async with EventBus("WireSnapTwiceBus") as bus:
+                gone = bus.on(WireSnapEvent, _recorder([], "gone"))
+                await bus.emit(WireSnapEvent(i=1))
+                bus.off(WireSnapEvent, gone)
+            return bus.to_dict()
+
+        once = EventBus.from_json(anyio.run(make)).to_dict()  # the row-only handler is registered now
+        twice = EventBus.from_json(once).to_dict()
+        assert twice["handlers"] == once["handlers"]
+        assert twice["handlers_by_key"] == once["handlers_by_key"]
 
     @pytest.mark.anyio
     async def test_a_handler_of_another_bus_stays_on_its_rows_only(self) -> None:

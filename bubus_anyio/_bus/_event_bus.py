@@ -350,13 +350,15 @@ class EventBus(ForwardingTarget):
 
     def add_handler(self, entry: EventHandler) -> EventHandler:
         """Register a prepared :class:`EventHandler` (used by :meth:`on` and by snapshot restore)."""
-        if self._registry.add(entry):
-            warnings.warn(
+        registry = self._registry
+        if registry.by_pattern.get(entry.event_pattern) and registry.has_name_clash(entry):
+            warnings.warn(  # before any change: a warning raised as an error registers nothing
                 f"{self.label}: another handler named {entry.handler_name!r} is already registered for "
                 f"{entry.event_pattern!r}",
                 UserWarning,
                 stacklevel=3,
             )
+        registry.add(entry)
         if self._hooks is not None:
             self._hooks.notify("on_bus_handlers_change", entry, True)
         return entry

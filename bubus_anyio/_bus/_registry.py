@@ -35,17 +35,23 @@ class HandlerRegistry:
         #: how many entries forward to another bus (``bus.emit`` registered as a handler)
         self.forwarders = 0
 
-    def add(self, entry: EventHandler) -> bool:
-        """Register ``entry``; True when its pattern already had a handler of the same name."""
+    def has_name_clash(self, entry: EventHandler) -> bool:
+        """Whether ``entry``'s pattern already has a handler of the same name (checked before :meth:`add`,
+        so that a warning turned into an error leaves nothing registered)."""
+        existing = self.by_pattern.get(entry.event_pattern)
+        return (
+            existing is not None
+            and len(existing) <= _NAME_CHECK_LIMIT
+            and any(h.handler_name == entry.handler_name for h in existing)
+        )
+
+    def add(self, entry: EventHandler) -> None:
+        """Register ``entry`` after the ones already there for its pattern."""
         key = entry.event_pattern
         existing = self.by_pattern.get(key)
         if existing is None:
             self.by_pattern[key] = [entry]
-            clash = False
         else:
-            clash = len(existing) <= _NAME_CHECK_LIMIT and any(
-                h.handler_name == entry.handler_name for h in existing
-            )
             existing.append(entry)
         self.by_id[entry.id] = entry
         # written out rather than a call to _invalidate: registration is on the one-off-handler path
@@ -55,7 +61,6 @@ class HandlerRegistry:
             self.resolved.pop(key, None)
         if entry.forwards_to is not None:
             self.forwarders += 1
-        return clash
 
     def remove(self, key: str, which: Callable[[EventHandler], bool]) -> list[EventHandler]:
         """Remove the entries of pattern ``key`` for which ``which(entry)`` is true; return them in order."""

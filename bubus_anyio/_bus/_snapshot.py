@@ -215,12 +215,24 @@ def _register_row_handlers(bus: EventBus, row_handlers: list[EventHandler]) -> N
     """Register, as stubs, the handlers of this bus that appear only in result rows (removed before the
     snapshot, or left out by its writer), as upstream does, so ``bus.handlers[row.handler_id]`` finds the
     row's handler. Rows of *other* buses (on forwarded events) keep their stub on the row only: registered
-    here they would run on this bus. Replayed registrations do not warn about duplicate names."""
+    here they would run on this bus. Replayed registrations do not warn about duplicate names.
+
+    Such a handler was removed, or never handed over, so nobody will attach a callable to it: it is
+    registered as a no-op that completes its rows with None (as upstream's stubs do), so new events are not
+    failed by it and ``event_result()`` keeps working."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         for entry in row_handlers:
             if entry.eventbus_id == bus.id:
+                if entry.handler is None:
+                    entry.handler = _restored_row_handler
+                    entry.is_async = False
                 bus.add_handler(entry)
+
+
+def _restored_row_handler(event: BaseEvent[Any]) -> None:
+    """The callable of a handler restored only from result rows: it does nothing (see above)."""
+    return None
 
 
 def _read_history(

@@ -266,15 +266,23 @@ class BaseEvent(Generic[T], metaclass=EventMeta):
         # so this layer never imports it.
         if self.event_status != "completed":
             buses = self._buses
-            if not buses:
-                raise self._never_emitted()
-            yield from buses[0]._wait_now(self).__await__()
+            if buses:
+                yield from buses[0]._wait_now(self).__await__()
+            else:
+                self._check_nothing_to_process()
         return self
 
     def _never_emitted(self) -> BusNotRunningError:
         return BusNotRunningError(
             f"{self.event_label} was never emitted on a bus, so nothing would process it"
         )
+
+    def _check_nothing_to_process(self) -> None:
+        """``await`` on an event that no bus holds: it can never finish, so this raises; except inside a
+        handler for an event already started (restored from JSON, say), which has nothing left to process
+        there, so that await returns at once."""
+        if self.event_status == "pending" or current_frame.get() is None:
+            raise self._never_emitted()
 
     async def event_completed(self) -> Self:
         """Wait until this event has completed, in queue order: never processes it ahead of the queue.
@@ -336,10 +344,11 @@ class BaseEvent(Generic[T], metaclass=EventMeta):
         if timeout is None:
             timeout = self.event_timeout
         if self.event_status != "completed":
-            if not self._buses:
-                raise self._never_emitted()
-            with anyio.fail_after(timeout):
-                await self._buses[0]._wait_for_results(self)
+            if self._buses:
+                with anyio.fail_after(timeout):
+                    await self._buses[0]._wait_for_results(self)
+            else:
+                self._check_nothing_to_process()
         return self._collect(include, raise_if_any, raise_if_none)
 
     async def first(

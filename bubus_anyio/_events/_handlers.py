@@ -214,7 +214,12 @@ class EventHandler:
         id: str | None = None,
         handler_name: str | None = None,
     ) -> EventHandler:
-        """Build the entry for ``handler``, deriving its name, file path and id the way bubus does."""
+        """Build the entry for ``handler``, deriving its name, file path and id the way bubus does. An
+        :class:`EventHandler` given as the handler (entries are callable) stands for its own callable."""
+        if isinstance(handler, EventHandler):
+            if handler.handler is None:
+                raise TypeError(f"handler {handler.label} has no callable attached to register")
+            handler = handler.handler
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {handler!r}")
         name, path, is_async = _traits(handler, detect_handler_file_path)
