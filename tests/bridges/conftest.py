@@ -1,0 +1,83 @@
+"""Fixtures for the bridge tests."""
+
+from __future__ import annotations
+
+# --- real servers (Redis, NATS with JetStream, PostgreSQL) ---------------------------------------------------
+# Order of preference: a URL in BUBUS_TEST_{REDIS,NATS,POSTGRES}_URL, then a live server recorded in the state
+# file `.ci/servers.sh start` writes, then a server this test session starts itself (the binary is installed
+# but nothing runs). Only when the binary is truly missing does a test skip, and the run's summary then says so
+# in capitals; with CI=true a missing server fails the test instead.
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+import servers
+
+_MISSING: dict[str, str] = {}
+
+
+def _server_url(kind: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    url = os.environ.get(servers.ENV_URLS[kind])
+    if url:
+        yield url
+        return
+    entry = servers.read_state(servers.DEFAULT_STATE).get(kind)
+    if entry is not None:
+        yield str(entry["url"])
+        return
+    try:
+        server = servers.Server(kind).start()
+    except servers.ServerUnavailable as exc:
+        _MISSING[kind] = str(exc)
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and the {kind} server is missing: {exc}", pytrace=False)
+        pytest.skip(f"SERVER MISSING: {exc}")
+    try:
+        yield server.url
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    yield from _server_url("redis", request)
+
+
+@pytest.fixture(scope="session")
+def nats_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    yield from _server_url("nats", request)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    yield from _server_url("postgres", request)
+
+
+@pytest.fixture
+def private_server() -> Iterator[Callable[[str], servers.Server]]:
+    """Start a throwaway server of a kind, for tests that crash and restart it (`kill()` then `start()`)."""
+    started: list[servers.Server] = []
+
+    def start(kind: str) -> servers.Server:
+        try:
+            server = servers.Server(kind).start()
+        except servers.ServerUnavailable as exc:
+            _MISSING[kind] = str(exc)
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(f"CI=true and the {kind} server is missing: {exc}", pytrace=False)
+            pytest.skip(f"SERVER MISSING: {exc}")
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.cleanup()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _MISSING:
+        terminalreporter.write_sep(
+            "!", "BRIDGE SERVERS MISSING: their tests were SKIPPED", red=True, bold=True
+        )
+        for kind, why in sorted(_MISSING.items()):
+            terminalreporter.write_line(f"  {kind}: {why}", red=True)
