@@ -1,0 +1,329 @@
+"""The logic every bridge shares, written once over the :class:`~._transport.Transport` interface.
+
+Out: :meth:`EventBridge.emit` writes ``event.to_json()`` to the transport. In: a reader task takes each
+:class:`~._transport.Delivery`, decodes it (a bad one is logged as :class:`BridgeDecodeError` and
+skipped), drops a redelivered ``event_id`` it already handled, resets the event (new id, pending, no
+results, ``event_path`` kept so forwarding cycles end) and emits it on the bridge's private inbound bus.
+A second task waits for each inbound event to finish and only then acknowledges durable deliveries, in
+order. At most ``inbound_buffer`` inbound events are unfinished at any time: past that the reader stops
+taking messages, so a slow consumer pushes back on the transport instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self, TypeVar, cast
+
+import anyio
+import attrs
+import orjson
+from anyio.abc import TaskGroup, TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from bubus_anyio import BaseEvent, BusNotRunningError, EventBus, EventHandler, in_handler
+
+from ._transport import BridgeDecodeError, BridgeNotRunningError, Delivery, Transport
+
+__all__ = ["BridgeStatistics", "EventBridge"]
+
+logger = logging.getLogger("bubus.bridges")
+
+E = TypeVar("E", bound=BaseEvent[Any])
+_Pattern = type[BaseEvent[Any]] | str
+_Pending = tuple[BaseEvent[Any], Delivery, str | None, bool]  # event, delivery, wire id, first copy
+
+
+@attrs.frozen
+class BridgeStatistics:
+    """A snapshot of one bridge's counters (see :meth:`EventBridge.statistics`).
+
+    :ivar sent: messages handed to the transport by :meth:`EventBridge.emit`
+    :ivar received: messages the transport delivered (good, bad and duplicate)
+    :ivar emitted: inbound events emitted on the inbound bus
+    :ivar duplicates: redeliveries of an ``event_id`` this bridge already emitted, dropped
+    :ivar decode_errors: messages skipped as :class:`BridgeDecodeError`
+    :ivar acked: durable deliveries acknowledged
+    :ivar unfinished: inbound events emitted and not finished yet
+    """
+
+    sent: int
+    received: int
+    emitted: int
+    duplicates: int
+    decode_errors: int
+    acked: int
+    unfinished: int
+
+
+def decode_event(body: bytes) -> BaseEvent[Any]:
+    """One wire message -> the event it carries (registered subclass, or a generic event keeping every
+    field).
+
+    :raises BridgeDecodeError: not JSON, not a JSON object, or not a valid event (the reason says which)
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BridgeDecodeError(body, f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BridgeDecodeError(body, f"not a JSON object but {type(data).__name__}")
+    try:
+        return BaseEvent[Any].from_json(cast(dict[str, Any], data))
+    except Exception as exc:  # any refusal of the decoder is this message's fault, never the reader's
+        raise BridgeDecodeError(body, f"{type(exc).__name__}: {exc}") from exc
+
+
+class EventBridge:
+    """Carries events between buses in different processes over one :class:`~._transport.Transport`.
+
+    Use it as an async context manager; inside the block the reader runs in the bridge's own task group::
+
+        async with EventBus("App") as bus, JSONLEventBridge("/tmp/events.jsonl") as bridge:
+            bus.on("*", bridge.emit)   # out
+            bridge.on("*", bus.emit)   # in
+
+    Wiring both directions on both sides is loop-safe: an event keeps its ``event_path`` across the wire,
+    so a bus never forwards an event it has already seen.
+
+    :param transport: moves the messages (see the concrete bridges, or :class:`MemoryTransport`)
+    :param name: the inbound bus's name (default ``{Class}_{8 hex}``)
+    :param inbound_buffer: inbound events allowed to be unfinished before the reader stops taking more
+    :param dedupe_window: how many recent wire ``event_id`` s are remembered to drop redeliveries (0: off)
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        name: str | None = None,
+        inbound_buffer: int = 1024,
+        dedupe_window: int = 10_000,
+    ) -> None:
+        if inbound_buffer < 1:
+            raise ValueError(f"inbound_buffer must be >= 1, got {inbound_buffer!r}")
+        if dedupe_window < 0:
+            raise ValueError(f"dedupe_window must be >= 0, got {dedupe_window!r}")
+        self.name = name if name is not None else f"{type(self).__name__}_{uuid.uuid4().hex[:8]}"
+        self.transport = transport
+        self.inbound_buffer = inbound_buffer
+        self.dedupe_window = dedupe_window
+        self.inbound_bus = EventBus(self.name, max_history_size=0)
+        self._state = "new"
+        self._tg: TaskGroup | None = None
+        self._read_scope: anyio.CancelScope | None = None
+        self._reader_done = anyio.Event()
+        self._slots: anyio.Semaphore | None = None
+        # wire event_id -> the inbound event while unfinished, None once finished (LRU order)
+        self._seen: OrderedDict[str, BaseEvent[Any] | None] = OrderedDict()
+        self._sent = self._received = self._emitted = self._duplicates = 0
+        self._decode_errors = self._acked = self._unfinished = 0
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def is_running(self) -> bool:
+        return self._state == "running"
+
+    def on(self, pattern: _Pattern, handler: Callable[[Any], Any], **options: Any) -> EventHandler:
+        """Register ``handler`` for inbound events matching ``pattern`` (same options as ``EventBus.on``).
+        ``bridge.on('*', bus.emit)`` forwards everything that arrives into ``bus``."""
+        return self.inbound_bus.on(pattern, handler, **options)
+
+    def off(
+        self, pattern: _Pattern, handler: Callable[[Any], Any] | EventHandler | str | None = None
+    ) -> None:
+        """Remove inbound handlers, as ``EventBus.off``."""
+        self.inbound_bus.off(pattern, handler)
+
+    async def emit(self, event: E) -> E | None:
+        """Send ``event`` to the other side.
+
+        Returns the event, or None when called from a handler (so ``bus.on('*', bridge.emit)`` does not
+        record the event as its own result). Waits as the transport does (see its docs) when the peer or
+        connection is slow; cancelling the wait may or may not have sent the message.
+
+        :raises BridgeNotRunningError: outside the bridge's ``async with`` block
+        :raises BridgeSendError: the transport could not send it
+        """
+        if self._state != "running":
+            raise BridgeNotRunningError(
+                f"{self.name} is {self._state}; emit() works only inside `async with bridge:`"
+            )
+        await self.transport.send(event.to_json().encode())
+        self._sent += 1
+        return None if in_handler() else event
+
+    dispatch = emit
+
+    def statistics(self) -> BridgeStatistics:
+        return BridgeStatistics(
+            sent=self._sent,
+            received=self._received,
+            emitted=self._emitted,
+            duplicates=self._duplicates,
+            decode_errors=self._decode_errors,
+            acked=self._acked,
+            unfinished=self._unfinished,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> Self:
+        if self._state != "new":
+            raise RuntimeError(f"{self.name} is {self._state}; a bridge runs once")
+        self._state = "starting"
+        await self.transport.connect()
+        tg = self._tg = anyio.create_task_group()
+        await tg.__aenter__()
+        try:
+            await tg.start(self.inbound_bus.run)
+            # bounded by the slots, not by the stream: a slot is taken before an event is emitted and given
+            # back when it finished, so at most inbound_buffer inbound events are ever unfinished
+            self._slots = anyio.Semaphore(self.inbound_buffer)
+            send, receive = anyio.create_memory_object_stream[_Pending](math.inf)
+            await tg.start(self._read, send)
+            tg.start_soon(self._finish, receive)
+        except BaseException as exc:
+            tg.cancel_scope.cancel()
+            with anyio.CancelScope(shield=True):
+                await self.transport.aclose()
+            self._state = "closed"
+            await tg.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._state = "running"
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        """Stop reading, let the inbound events already taken finish (and be acknowledged), then close the
+        transport. Leaving with an exception (or cancelled) aborts the inbound work instead of waiting."""
+        tg = self._tg
+        assert tg is not None
+        self._state = "closing"
+        error: BaseException | None = None
+        try:
+            if self._read_scope is not None:
+                self._read_scope.cancel()
+            if exc_type is None:
+                await self._reader_done.wait()
+                # the finisher ends once the reader's stream is drained; then nothing new reaches the bus
+                await self.inbound_bus.wait_until_idle()
+            await self.inbound_bus.stop()
+        except BaseException as drain_error:  # cancelled while draining: abort, then re-raise below
+            error = drain_error
+        if error is not None or exc_type is not None:
+            tg.cancel_scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await self.transport.aclose()
+        self._state = "closed"
+        if error is not None:
+            await tg.__aexit__(type(error), error, error.__traceback__)
+            raise error
+        try:
+            return await tg.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # only the body's own exception, wrapped by the task group: let it propagate unchanged
+            if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
+                return False
+            raise
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run inside a task group you own: ``await tg.start(bridge.run)``; cancel the group to stop."""
+        async with self:
+            task_status.started()
+            await anyio.sleep_forever()
+
+    # ------------------------------------------------------------------ inbound
+    async def _read(
+        self,
+        send: MemoryObjectSendStream[_Pending],
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        try:
+            async with send:
+                with anyio.CancelScope() as scope:
+                    self._read_scope = scope
+                    task_status.started()
+                    deliveries = self.transport.receive()
+                    try:
+                        async for delivery in deliveries:
+                            await self._accept(delivery, send)
+                    finally:
+                        close = getattr(deliveries, "aclose", None)
+                        if close is not None:
+                            with anyio.CancelScope(shield=True):
+                                await close()
+        finally:
+            self._reader_done.set()
+
+    async def _accept(self, delivery: Delivery, send: MemoryObjectSendStream[_Pending]) -> None:
+        self._received += 1
+        try:
+            event = decode_event(delivery.body)
+        except BridgeDecodeError as exc:
+            self._decode_errors += 1
+            logger.warning("%s skipped a message: %s: %s", self.name, type(exc).__name__, exc)
+            if delivery.ack is not None:  # a poison message is handled by skipping it, never redelivered
+                await self._ack(delivery)
+            return
+        assert self._slots is not None
+        wire_id = event.event_id if self.dedupe_window else None
+        if wire_id is not None and wire_id in self._seen:
+            self._duplicates += 1
+            self._seen.move_to_end(wire_id)
+            earlier = self._seen[wire_id]
+            logger.debug("%s dropped a redelivery of %s", self.name, event.event_label)
+            if delivery.ack is not None:
+                if earlier is None:
+                    await self._ack(delivery)
+                else:  # acknowledged once the first copy has finished
+                    await self._slots.acquire()
+                    send.send_nowait((earlier, delivery, None, False))
+            return
+        await self._slots.acquire()
+        fresh = event.event_reset()
+        if wire_id is not None:
+            self._seen[wire_id] = fresh
+            while len(self._seen) > self.dedupe_window:
+                self._seen.popitem(last=False)
+        self.inbound_bus.emit(fresh)
+        self._emitted += 1
+        self._unfinished += 1
+        send.send_nowait((fresh, delivery, wire_id, True))
+
+    async def _finish(self, receive: MemoryObjectReceiveStream[_Pending]) -> None:
+        """Wait for each inbound event in arrival order, then acknowledge it (durable transports)."""
+        async with receive:
+            async for event, delivery, wire_id, first in receive:
+                try:
+                    await event.event_completed()
+                except BusNotRunningError:
+                    # every bus it reached stopped before finishing it: leave it unacknowledged, so a
+                    # durable transport redelivers it to whoever consumes next
+                    logger.info(
+                        "%s: %s was not finished before its buses stopped", self.name, event.event_label
+                    )
+                    continue
+                finally:
+                    assert self._slots is not None
+                    self._slots.release()
+                    if first:
+                        self._unfinished -= 1
+                if wire_id is not None and wire_id in self._seen:
+                    self._seen[wire_id] = None
+                if delivery.ack is not None:
+                    await self._ack(delivery)
+
+    async def _ack(self, delivery: Delivery) -> None:
+        assert delivery.ack is not None
+        try:
+            await delivery.ack()
+        except Exception as exc:  # the transport will redeliver it; the bridge keeps serving
+            logger.warning("%s could not acknowledge a message (it may come again): %r", self.name, exc)
+            return
+        self._acked += 1
