@@ -116,6 +116,7 @@ class EventBridge:
         self._state = "new"
         self._tg: TaskGroup | None = None
         self._read_scope: anyio.CancelScope | None = None
+        self._send: MemoryObjectSendStream[_Pending] | None = None
         self._reader_done = anyio.Event()
         self._slots: anyio.Semaphore | None = None
         # wire event_id -> the inbound event while unfinished, None once finished (LRU order)
@@ -130,8 +131,15 @@ class EventBridge:
 
     def on(self, pattern: _Pattern, handler: Callable[[Any], Any], **options: Any) -> EventHandler:
         """Register ``handler`` for inbound events matching ``pattern`` (same options as ``EventBus.on``).
-        ``bridge.on('*', bus.emit)`` forwards everything that arrives into ``bus``."""
-        return self.inbound_bus.on(pattern, handler, **options)
+        ``bridge.on('*', bus.emit)`` forwards everything that arrives into ``bus``.
+
+        As upstream, a bridge listens only once it has an inbound handler: the first ``on()`` inside the
+        ``async with`` block (or entering with handlers already registered) starts the reader. A bridge
+        used only to ``emit`` never binds a socket, port or listener.
+        """
+        entry = self.inbound_bus.on(pattern, handler, **options)
+        self._listen()
+        return entry
 
     def off(
         self, pattern: _Pattern, handler: Callable[[Any], Any] | EventHandler | str | None = None
@@ -183,9 +191,10 @@ class EventBridge:
             # bounded by the slots, not by the stream: a slot is taken before an event is emitted and given
             # back when it finished, so at most inbound_buffer inbound events are ever unfinished
             self._slots = anyio.Semaphore(self.inbound_buffer)
-            send, receive = anyio.create_memory_object_stream[_Pending](math.inf)
-            await tg.start(self._read, send)
+            self._send, receive = anyio.create_memory_object_stream[_Pending](math.inf)
             tg.start_soon(self._finish, receive)
+            if self.inbound_bus.handlers:
+                self._listen()
         except BaseException as exc:
             tg.cancel_scope.cancel()
             with anyio.CancelScope(shield=True):
@@ -208,6 +217,9 @@ class EventBridge:
         try:
             if self._read_scope is not None:
                 self._read_scope.cancel()
+            elif self._send is not None:  # never listened: nothing more will come
+                self._send.close()
+                self._reader_done.set()
             if exc_type is None:
                 await self._reader_done.wait()
                 # the finisher ends once the reader's stream is drained; then nothing new reaches the bus
@@ -238,17 +250,24 @@ class EventBridge:
             await anyio.sleep_forever()
 
     # ------------------------------------------------------------------ inbound
-    async def _read(
-        self,
-        send: MemoryObjectSendStream[_Pending],
-        *,
-        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-    ) -> None:
+    def _listen(self) -> None:
+        """Start the reader once, in the bridge's task group (no-op before entering or when reading)."""
+        tg, send = self._tg, self._send
+        if (
+            self._read_scope is not None
+            or tg is None
+            or send is None
+            or self._state not in ("starting", "running")
+        ):
+            return
+        # made here, not in the task, so leaving the block can cancel a reader that has not started yet
+        self._read_scope = anyio.CancelScope()
+        tg.start_soon(self._read, send, self._read_scope)
+
+    async def _read(self, send: MemoryObjectSendStream[_Pending], scope: anyio.CancelScope) -> None:
         try:
             async with send:
-                with anyio.CancelScope() as scope:
-                    self._read_scope = scope
-                    task_status.started()
+                with scope:
                     deliveries = self.transport.receive()
                     try:
                         async for delivery in deliveries:

@@ -374,6 +374,7 @@ class TestDurable:
     async def test_bad_message_on_a_durable_channel_is_acked(self) -> None:
         hub = MemoryHub(durable=True)
         async with EventBridge(hub.transport("c")) as bridge:
+            bridge.on("*", Collector())
             await hub.inject(b"{broken")
             await anyio.wait_all_tasks_blocked()
             assert bridge.statistics().decode_errors == 1
@@ -443,6 +444,25 @@ class TestBackpressure:
 
 
 class TestLifecycle:
+    async def test_reads_only_once_it_has_an_inbound_handler(self) -> None:
+        hub = MemoryHub()
+        got = Collector()
+        async with EventBridge(hub.transport()) as bridge:
+            await hub.inject(ping_json(1))
+            await anyio.wait_all_tasks_blocked()
+            assert bridge.statistics().received == 0
+            bridge.on(Ping, got)
+            await got.wait_for(1)
+
+    async def test_handlers_registered_before_entering_start_the_reader(self) -> None:
+        hub = MemoryHub()
+        got = Collector()
+        bridge = EventBridge(hub.transport())
+        bridge.on(Ping, got)
+        async with bridge:
+            await hub.inject(ping_json(1))
+            await got.wait_for(1)
+
     async def test_run_in_a_task_group(self) -> None:
         ta, tb = MemoryTransport.pair()
         got = Collector()
