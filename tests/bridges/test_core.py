@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
+from peer import Collector, Ping
 
 from bubus_anyio import BaseEvent, EventBus
 from bubus_anyio.bridges import (
@@ -30,35 +31,12 @@ pytestmark = pytest.mark.anyio
 INTEROP = Path("/work/shared/interop")
 
 
-class Ping(BaseEvent[None]):
-    n: int
-
-
 class Greeting(BaseEvent[str]):
     text: str
 
 
 def ping_json(n: int, **extra: Any) -> bytes:
     return Ping(n=n, **extra).to_json().encode()
-
-
-class Collector:
-    """A handler that records events and lets a test wait for the n-th one."""
-
-    def __init__(self) -> None:
-        self.events: list[BaseEvent[Any]] = []
-        self._changed = anyio.Event()
-
-    def __call__(self, event: BaseEvent[Any]) -> None:
-        self.events.append(event)
-        self._changed.set()
-        self._changed = anyio.Event()
-
-    async def wait_for(self, count: int) -> list[BaseEvent[Any]]:
-        with anyio.fail_after(5):
-            while len(self.events) < count:
-                await self._changed.wait()
-        return self.events
 
 
 class TestWiring:

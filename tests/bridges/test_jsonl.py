@@ -1,0 +1,244 @@
+"""JSONLEventBridge against real files: tailing, partial lines, bad lines, truncation, rotation, many writers,
+durable offsets, and two processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from peer import Collector, Ping, Pong, spawn, until
+
+from bubus_anyio import EventBus
+from bubus_anyio.bridges import BridgeConnectError, JSONLEventBridge
+
+pytestmark = pytest.mark.anyio
+
+FAST = 0.01
+
+
+def append(path: Path, data: bytes) -> None:
+    with path.open("ab") as f:
+        f.write(data)
+
+
+def line(n: int) -> bytes:
+    return Ping(n=n).to_json().encode() + b"\n"
+
+
+async def test_emitted_event_reaches_another_bridge_on_the_same_file(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    got = Collector()
+    async with (
+        JSONLEventBridge(path, poll_interval=FAST) as out,
+        JSONLEventBridge(path, poll_interval=FAST) as bridge,
+    ):
+        bridge.on(Ping, got)
+        await out.emit(Ping(n=1))
+        [event] = await got.wait_for(1)
+    assert isinstance(event, Ping)
+    assert event.n == 1
+    [written] = path.read_bytes().splitlines()
+    assert written.startswith(b'{"event_type":"Ping"')  # one compact JSON object per line
+
+
+async def test_listener_starts_at_the_end_of_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(line(0) + line(1))
+    got = Collector()
+    async with JSONLEventBridge(path, poll_interval=FAST) as bridge:
+        bridge.on(Ping, got)
+        await anyio.to_thread.run_sync(append, path, line(2))
+        await got.wait_for(1)
+    assert got.ns == [2]
+
+
+async def test_missing_file_and_directory_are_created(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "events.jsonl"
+    async with JSONLEventBridge(path, poll_interval=FAST):
+        assert path.exists()
+
+
+async def test_partial_line_waits_for_its_newline(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    got = Collector()
+    whole = line(5)
+    async with JSONLEventBridge(path, poll_interval=FAST) as bridge:
+        bridge.on(Ping, got)
+        await anyio.to_thread.run_sync(append, path, whole[:20])
+        polls = bridge.transport.polls + 3  # type: ignore[attr-defined]
+        await until(lambda: bridge.transport.polls >= polls)  # type: ignore[attr-defined]  # they see half
+        assert got.events == []
+        await anyio.to_thread.run_sync(append, path, whole[20:])
+        await got.wait_for(1)
+    assert got.ns == [5]
+
+
+async def test_bad_lines_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    got = Collector()
+    async with JSONLEventBridge(path, poll_interval=FAST) as bridge:
+        bridge.on(Ping, got)
+        await anyio.to_thread.run_sync(append, path, b"garbage\n[1]\n\n   \n" + line(1))
+        await got.wait_for(1)
+    assert got.ns == [1]
+    assert bridge.statistics().decode_errors == 2
+
+
+async def test_oversize_line_is_skipped_and_the_next_one_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "events.jsonl"
+    got = Collector()
+    async with JSONLEventBridge(path, poll_interval=FAST, max_line_bytes=2000) as bridge:
+        bridge.on(Ping, got)
+        await anyio.to_thread.run_sync(append, path, b'{"x": "' + b"y" * 5000 + b'"}\n' + line(2))
+        await got.wait_for(1)
+    assert got.ns == [2]
+    assert any("BridgeFrameTooLargeError" in r.getMessage() for r in caplog.records)
+
+
+async def test_truncation_restarts_from_the_top(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    got = Collector()
+    async with (
+        JSONLEventBridge(path, poll_interval=FAST) as out,
+        JSONLEventBridge(path, poll_interval=FAST) as bridge,
+    ):
+        bridge.on(Ping, got)
+        for n in range(3):
+            await out.emit(Ping(n=n))
+        await got.wait_for(3)
+        await anyio.to_thread.run_sync(path.write_bytes, b"")
+        await until(lambda: bridge.transport.truncations > 0)  # type: ignore[attr-defined]
+        await out.emit(Ping(n=9))
+        await got.wait_for(4)
+    assert got.ns == [0, 1, 2, 9]
+
+
+async def test_rotation_finishes_the_old_file_then_reads_the_new_one(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    rotated = tmp_path / "events.jsonl.1"
+    got = Collector()
+    async with JSONLEventBridge(path, poll_interval=FAST) as bridge:
+        bridge.on(Ping, got)
+        await anyio.to_thread.run_sync(append, path, line(1))
+        await got.wait_for(1)
+        await anyio.to_thread.run_sync(os.rename, path, rotated)
+        await anyio.to_thread.run_sync(append, rotated, line(2))  # a writer still holding the old file
+        await anyio.to_thread.run_sync(append, path, line(3))  # the new file
+        await got.wait_for(3)
+        assert bridge.transport.rotations == 1  # type: ignore[attr-defined]
+    assert got.ns == [1, 2, 3]
+
+
+async def test_writer_follows_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    async with JSONLEventBridge(path, poll_interval=FAST) as out:
+        await out.emit(Ping(n=1))
+        await anyio.to_thread.run_sync(os.rename, path, tmp_path / "old.jsonl")
+        await out.emit(Ping(n=2))
+    assert len((tmp_path / "old.jsonl").read_bytes().splitlines()) == 1
+    assert len(path.read_bytes().splitlines()) == 1
+
+
+async def test_both_directions_on_one_file_send_each_event_once_each_way(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    on_a, on_b = Collector(), Collector()
+    async with (
+        EventBus("A") as bus_a,
+        EventBus("B") as bus_b,
+        JSONLEventBridge(path, poll_interval=FAST) as ba,
+        JSONLEventBridge(path, poll_interval=FAST) as bb,
+    ):
+        for bus, bridge in ((bus_a, ba), (bus_b, bb)):
+            bus.on("*", bridge.emit)
+            bridge.on("*", bus.emit)
+        bus_a.on(Ping, on_a)
+        bus_b.on(Ping, on_b)
+        bus_a.emit(Ping(n=1))
+        await on_b.wait_for(1)
+        await until(lambda: ba.statistics().received == bb.statistics().received == 2)  # both read both lines
+        await bus_a.wait_until_idle()
+        await bus_b.wait_until_idle()
+    assert len(path.read_bytes().splitlines()) == 2  # the original and B's echo; the echo stops at A
+    assert (len(on_a.events), len(on_b.events)) == (1, 1)
+
+
+async def test_durable_offset_resumes_after_restart(tmp_path: Path) -> None:
+    path, offsets = tmp_path / "events.jsonl", tmp_path / "reader.offset"
+    got = Collector()
+    async with JSONLEventBridge(path, poll_interval=FAST, offset_path=offsets) as bridge:
+        bridge.on(Ping, got)
+        await anyio.to_thread.run_sync(append, path, line(1))
+        await got.wait_for(1)
+    assert offsets.exists()
+    await anyio.to_thread.run_sync(append, path, line(2) + line(3))  # written while no reader runs
+    again = Collector()
+    async with JSONLEventBridge(path, poll_interval=FAST, offset_path=offsets) as bridge:
+        assert bridge.transport.durable
+        bridge.on(Ping, again)
+        await again.wait_for(2)
+    assert again.ns == [2, 3]
+
+
+async def test_corrupt_offset_file_is_a_named_connect_error(tmp_path: Path) -> None:
+    offsets = tmp_path / "reader.offset"
+    offsets.write_text("nope")
+    with pytest.raises(BridgeConnectError, match=r"reader\.offset"):
+        async with JSONLEventBridge(tmp_path / "e.jsonl", offset_path=offsets):
+            pass
+
+
+async def test_invalid_poll_interval() -> None:
+    with pytest.raises(ValueError, match="poll_interval"):
+        JSONLEventBridge("/tmp/x.jsonl", poll_interval=0)
+
+
+WRITER = """
+import sys, anyio
+sys.path.insert(0, sys.argv[4])
+from peer import Ping
+from bubus_anyio.bridges import JSONLEventBridge
+async def main(path, count, base):
+    async with JSONLEventBridge(path) as out:
+        for n in range(count):
+            await out.emit(Ping(n=base + n))
+anyio.run(main, sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), backend=sys.argv[5])
+"""
+
+
+async def test_many_writer_processes_append_whole_lines(tmp_path: Path, anyio_backend: str) -> None:
+    path = tmp_path / "events.jsonl"
+    got = Collector()
+    here = str(Path(__file__).parent)
+    async with JSONLEventBridge(path, poll_interval=FAST) as bridge:
+        bridge.on(Ping, got)
+        async with anyio.create_task_group() as tg:
+            for w in range(3):
+                cmd = [sys.executable, "-c", WRITER, str(path), "200", str(w * 1000), here, anyio_backend]
+                tg.start_soon(lambda c=cmd: anyio.run_process(c))
+        await got.wait_for(600, timeout=60)
+    assert bridge.statistics().decode_errors == 0
+    assert sorted(got.ns) == sorted(w * 1000 + n for w in range(3) for n in range(200))
+    for w in range(3):  # each writer's lines stay in its order
+        mine = [n for n in got.ns if n // 1000 == w]
+        assert mine == sorted(mine)
+
+
+async def test_two_processes_round_trip(tmp_path: Path, anyio_backend: str) -> None:
+    requests, replies = tmp_path / "requests.jsonl", tmp_path / "replies.jsonl"
+    got = Collector()
+    async with JSONLEventBridge(replies, poll_interval=FAST) as inbound:
+        inbound.on(Pong, got)
+        async with (
+            spawn(anyio_backend, "jsonl", str(requests), "echo", 5, str(replies)) as peer,
+            JSONLEventBridge(requests, poll_interval=FAST) as out,
+        ):
+            for n in range(5):
+                await out.emit(Ping(n=n))
+            await got.wait_for(5, timeout=30)
+            assert await peer.wait() == 0
+    assert got.ns == [0, 1, 2, 3, 4]
