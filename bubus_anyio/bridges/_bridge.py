@@ -35,7 +35,7 @@ logger = logging.getLogger("bubus.bridges")
 
 E = TypeVar("E", bound=BaseEvent[Any])
 _Pattern = type[BaseEvent[Any]] | str
-_Pending = tuple[BaseEvent[Any], Delivery, str | None, bool]  # event, delivery, wire id, first copy
+_Pending = tuple[BaseEvent[Any] | None, Delivery, str | None, bool]  # event, delivery, wire id, first copy
 
 
 @attrs.frozen
@@ -288,7 +288,7 @@ class EventBridge:
             self._decode_errors += 1
             logger.warning("%s skipped a message: %s: %s", self.name, type(exc).__name__, exc)
             if delivery.ack is not None:  # a poison message is handled by skipping it, never redelivered
-                await self._ack(delivery)
+                await self._ack_in_order(None, delivery, send)
             return
         assert self._slots is not None
         wire_id = event.event_id if self.dedupe_window else None
@@ -297,12 +297,8 @@ class EventBridge:
             self._seen.move_to_end(wire_id)
             earlier = self._seen[wire_id]
             logger.debug("%s dropped a redelivery of %s", self.name, event.event_label)
-            if delivery.ack is not None:
-                if earlier is None:
-                    await self._ack(delivery)
-                else:  # acknowledged once the first copy has finished
-                    await self._slots.acquire()
-                    send.send_nowait((earlier, delivery, None, False))
+            if delivery.ack is not None:  # acknowledged once the first copy has finished
+                await self._ack_in_order(earlier, delivery, send)
             return
         await self._slots.acquire()
         fresh = event.event_reset()
@@ -315,18 +311,31 @@ class EventBridge:
         self._unfinished += 1
         send.send_nowait((fresh, delivery, wire_id, True))
 
+    async def _ack_in_order(
+        self, event: BaseEvent[Any] | None, delivery: Delivery, send: MemoryObjectSendStream[_Pending]
+    ) -> None:
+        """Queue an acknowledgement behind the deliveries before it: offset-style transports resume after
+        the newest ack, so an early one would skip unfinished events after a crash."""
+        assert self._slots is not None
+        await self._slots.acquire()
+        send.send_nowait((event, delivery, None, False))
+
     async def _finish(self, receive: MemoryObjectReceiveStream[_Pending]) -> None:
         """Wait for each inbound event in arrival order, then acknowledge it (durable transports)."""
+        unfinished_seen = False
         async with receive:
             async for event, delivery, wire_id, first in receive:
                 try:
-                    await event.event_completed()
+                    if event is not None:
+                        await event.event_completed()
                 except BusNotRunningError:
-                    # every bus it reached stopped before finishing it: leave it unacknowledged, so a
-                    # durable transport redelivers it to whoever consumes next
+                    # every bus it reached stopped before finishing it: leave it and everything after it
+                    # unacknowledged, so a durable transport redelivers them to whoever consumes next
+                    assert event is not None
                     logger.info(
                         "%s: %s was not finished before its buses stopped", self.name, event.event_label
                     )
+                    unfinished_seen = True
                     continue
                 finally:
                     assert self._slots is not None
@@ -335,7 +344,7 @@ class EventBridge:
                         self._unfinished -= 1
                 if wire_id is not None and wire_id in self._seen:
                     self._seen[wire_id] = None
-                if delivery.ack is not None:
+                if delivery.ack is not None and not unfinished_seen:
                     await self._ack(delivery)
 
     async def _ack(self, delivery: Delivery) -> None:

@@ -38,8 +38,9 @@ def make_bridge(kind: str, target: str, *, listen: bool, poll_interval: float = 
 
     if kind == "jsonl":
         return bridges.JSONLEventBridge(target, poll_interval=poll_interval)
-    if kind == "sqlite":
-        return bridges.SQLiteEventBridge(target, poll_interval=poll_interval)
+    if kind == "sqlite":  # path or path#table
+        path, _, table = target.partition("#")
+        return bridges.SQLiteEventBridge(path, table or "bubus_events", poll_interval=poll_interval)
     if kind == "socket":
         return bridges.SocketEventBridge(target)
     if kind == "http":

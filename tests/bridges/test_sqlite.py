@@ -1,0 +1,229 @@
+"""SQLiteEventBridge against real database files: upstream's table layout, reading upstream-style rows,
+cursor semantics, durable consumers, many writer processes and two processes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from peer import Collector, Ping, Pong, spawn
+
+from bubus_anyio.bridges import SQLiteEventBridge
+
+pytestmark = pytest.mark.anyio
+
+FAST = 0.01
+INTEROP_EVENT = json.loads(Path("/work/shared/interop/py-2.3.2/fresh_int_result.json").read_text())
+
+
+def query(path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
+    with sqlite3.connect(path) as db:
+        return db.execute(sql, args).fetchall()
+
+
+def upstream_insert(path: Path, table: str, event: dict[str, object]) -> None:
+    """Write a row the way upstream's bridge does: event_* values JSON-encoded in their own columns."""
+    fields = {k: v for k, v in event.items() if k.startswith("event_")}
+    payload = {k: v for k, v in event.items() if not k.startswith("event_")}
+    with sqlite3.connect(path) as db:
+        have = {r[1] for r in db.execute(f'PRAGMA table_info("{table}")')}
+        for key in fields:
+            if key not in have:
+                db.execute(f'ALTER TABLE "{table}" ADD COLUMN "{key}" TEXT')
+        keys = sorted(fields)
+        db.execute(
+            f'INSERT INTO "{table}" ({", ".join(keys)}, event_payload) VALUES ({", ".join("?" * len(keys))}, json(?))',
+            [None if fields[k] is None else json.dumps(fields[k]) for k in keys] + [json.dumps(payload)],
+        )
+
+
+async def test_event_crosses_between_two_bridges(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    got = Collector()
+    async with (
+        SQLiteEventBridge(db, poll_interval=FAST) as out,
+        SQLiteEventBridge(db, poll_interval=FAST) as bridge,
+    ):
+        bridge.on(Ping, got)
+        await out.emit(Ping(n=3))
+        [event] = await got.wait_for(1)
+    assert isinstance(event, Ping)
+    assert event.n == 3
+
+
+async def test_table_layout_is_upstreams(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    async with SQLiteEventBridge(db, poll_interval=FAST) as out:
+        sent = Ping(n=4)
+        await out.emit(sent)
+    info = {r[1]: (r[2], r[5]) for r in query(db, 'PRAGMA table_info("bubus_events")')}
+    assert info["event_id"] == ("TEXT", 1)  # the primary key
+    assert info["event_created_at"] == ("TEXT", 0)
+    assert info["event_type"] == ("TEXT", 0)
+    assert info["event_payload"] == ("JSON", 0)
+    assert all(kind == "TEXT" for name, (kind, _) in info.items() if name != "event_payload")
+    assert set(info) == {k for k in json.loads(sent.to_json()) if k.startswith("event_")} | {"event_payload"}
+    indexes = {r[1] for r in query(db, 'PRAGMA index_list("bubus_events")')}
+    assert {"bubus_events_event_created_at_idx", "bubus_events_event_type_idx"} <= indexes
+    [(event_id, event_type, payload, path, timeout)] = query(
+        db, "SELECT event_id, event_type, event_payload, event_path, event_timeout FROM bubus_events"
+    )
+    assert event_id == json.dumps(sent.event_id)  # JSON text, quotes included, as upstream writes it
+    assert event_type == '"Ping"'
+    assert json.loads(str(payload)) == {"n": 4}
+    assert json.loads(str(path)) == []
+    assert timeout is None  # null stays NULL
+    assert query(db, "PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_same_event_twice_is_one_row(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    async with SQLiteEventBridge(db, poll_interval=FAST) as out:
+        event = Ping(n=1)
+        await out.emit(event)
+        await out.emit(event)
+    assert query(db, "SELECT COUNT(*) FROM bubus_events") == [(1,)]
+
+
+async def test_reads_rows_upstream_writes_and_custom_tables(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    got = Collector()
+    interop = INTEROP_EVENT
+    async with SQLiteEventBridge(db, "shared_events", poll_interval=FAST) as bridge:
+        bridge.on("*", got)
+        await anyio.to_thread.run_sync(upstream_insert, db, "shared_events", interop)
+        [event] = await got.wait_for(1)
+    assert event.event_type == interop["event_type"]
+    payload = {k: v for k, v in interop.items() if not k.startswith("event_")}
+    assert payload
+    for key, value in payload.items():
+        assert getattr(event, key) == value
+
+
+async def test_listener_starts_at_the_newest_row(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    got = Collector()
+    async with SQLiteEventBridge(db, poll_interval=FAST) as out:
+        await out.emit(Ping(n=0))
+        async with SQLiteEventBridge(db, poll_interval=FAST) as bridge:
+            bridge.on(Ping, got)
+            await out.emit(Ping(n=1))
+            await got.wait_for(1)
+    assert got.ns == [1]
+
+
+async def test_row_with_an_older_timestamp_is_still_delivered(tmp_path: Path) -> None:
+    """Upstream's (created_at, id) cursor would skip it; ours follows insertion order."""
+    db = tmp_path / "events.db"
+    got = Collector()
+    async with (
+        SQLiteEventBridge(db, poll_interval=FAST) as out,
+        SQLiteEventBridge(db, poll_interval=FAST) as bridge,
+    ):
+        bridge.on(Ping, got)
+        newer, older = Ping(n=1), Ping(n=2, event_created_at="2001-01-01T00:00:00.000000000Z")
+        await out.emit(newer)
+        await got.wait_for(1)
+        await out.emit(older)
+        await got.wait_for(2)
+    assert got.ns == [1, 2]
+
+
+async def test_bad_rows_are_logged_and_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db = tmp_path / "events.db"
+    got = Collector()
+    caplog.set_level(logging.WARNING, logger="bubus.bridges")
+    async with (
+        SQLiteEventBridge(db, poll_interval=FAST) as out,
+        SQLiteEventBridge(db, poll_interval=FAST) as bridge,
+    ):
+        bridge.on(Ping, got)
+
+        def bad_rows() -> None:
+            with sqlite3.connect(db) as conn:
+                conn.execute(
+                    "INSERT INTO bubus_events (event_id, event_type, event_payload) VALUES ('\"x1\"', '\"Ping\"', '[1]')"
+                )
+                conn.execute(
+                    "INSERT INTO bubus_events (event_id, event_type, event_payload) VALUES ('\"x2\"', '7', '{}')"
+                )
+
+        await anyio.to_thread.run_sync(bad_rows)
+        await out.emit(Ping(n=5))
+        await got.wait_for(1)
+    assert got.ns == [5]
+    assert bridge.statistics().decode_errors == 2
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("event_payload is not a JSON object" in m and "BridgeDecodeError" in m for m in messages)
+
+
+async def test_durable_consumer_resumes_after_restart(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    got = Collector()
+    async with SQLiteEventBridge(db, poll_interval=FAST) as out:
+        async with SQLiteEventBridge(db, poll_interval=FAST, consumer="worker") as bridge:
+            bridge.on(Ping, got)
+            await out.emit(Ping(n=1))
+            await got.wait_for(1)
+        await out.emit(Ping(n=2))  # while the consumer is down
+        await out.emit(Ping(n=3))
+        again = Collector()
+        async with SQLiteEventBridge(db, poll_interval=FAST, consumer="worker") as bridge:
+            assert bridge.transport.durable
+            bridge.on(Ping, again)
+            await again.wait_for(2)
+    assert again.ns == [2, 3]
+    assert query(db, "SELECT consumer FROM bubus_events_cursors") == [("worker",)]
+
+
+async def test_invalid_table_name() -> None:
+    with pytest.raises(ValueError, match="table"):
+        SQLiteEventBridge("/tmp/x.db", "bad-name; DROP")
+
+
+WRITER = """
+import sys, anyio
+sys.path.insert(0, sys.argv[4])
+from peer import Ping
+from bubus_anyio.bridges import SQLiteEventBridge
+async def main(path, count, base):
+    async with SQLiteEventBridge(path) as out:
+        for n in range(count):
+            await out.emit(Ping(n=base + n))
+anyio.run(main, sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), backend=sys.argv[5])
+"""
+
+
+async def test_many_writer_processes(tmp_path: Path, anyio_backend: str) -> None:
+    db = tmp_path / "events.db"
+    got = Collector()
+    here = str(Path(__file__).parent)
+    async with SQLiteEventBridge(db, poll_interval=FAST) as bridge:
+        bridge.on(Ping, got)
+        async with anyio.create_task_group() as tg:
+            for w in range(3):
+                cmd = [sys.executable, "-c", WRITER, str(db), "100", str(w * 1000), here, anyio_backend]
+                tg.start_soon(lambda c=cmd: anyio.run_process(c))
+        await got.wait_for(300, timeout=60)
+    assert sorted(got.ns) == sorted(w * 1000 + n for w in range(3) for n in range(100))
+
+
+async def test_two_processes_round_trip(tmp_path: Path, anyio_backend: str) -> None:
+    db = tmp_path / "events.db"
+    got = Collector()
+    async with SQLiteEventBridge(db, "replies", poll_interval=FAST) as inbound:
+        inbound.on(Pong, got)
+        async with (
+            spawn(anyio_backend, "sqlite", str(db), "echo", 5, str(db) + "#replies") as peer,
+            SQLiteEventBridge(db, poll_interval=FAST) as out,
+        ):
+            for n in range(5):
+                await out.emit(Ping(n=n))
+            await got.wait_for(5, timeout=30)
+            assert await peer.wait() == 0
+    assert got.ns == [0, 1, 2, 3, 4]
