@@ -23,6 +23,7 @@ from ._transport import BridgeFrameTooLargeError as BridgeFrameTooLargeError
 from ._transport import BridgeNotRunningError as BridgeNotRunningError
 from ._transport import BridgeSendError as BridgeSendError
 from ._transport import Delivery as Delivery
+from ._transport import ServingTransport as ServingTransport
 from ._transport import Transport as Transport
 
 # name -> module: imported on first attribute access (PEP 562), never at package import

@@ -15,7 +15,7 @@ import logging
 import math
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
@@ -35,6 +35,7 @@ logger = logging.getLogger("bubus.bridges")
 
 E = TypeVar("E", bound=BaseEvent[Any])
 _Pattern = type[BaseEvent[Any]] | str
+ServeCallable = Callable[..., Coroutine[Any, Any, None]]
 _Pending = tuple[BaseEvent[Any] | None, Delivery, str | None, bool]  # event, delivery, wire id, first copy
 
 
@@ -193,8 +194,9 @@ class EventBridge:
             self._slots = anyio.Semaphore(self.inbound_buffer)
             self._send, receive = anyio.create_memory_object_stream[_Pending](math.inf)
             tg.start_soon(self._finish, receive)
-            if self.inbound_bus.handlers:
-                self._listen()
+            if self.inbound_bus.handlers:  # listen now, so a bind error is raised by `async with`
+                self._read_scope = anyio.CancelScope()
+                await tg.start(self._read, self._send, self._read_scope)
         except BaseException as exc:
             tg.cancel_scope.cancel()
             with anyio.CancelScope(shield=True):
@@ -250,8 +252,9 @@ class EventBridge:
             await anyio.sleep_forever()
 
     # ------------------------------------------------------------------ inbound
-    def _listen(self) -> None:
-        """Start the reader once, in the bridge's task group (no-op before entering or when reading)."""
+    def _listen(self) -> bool:
+        """Start the reader once, in the bridge's task group. False when it is not the time (before
+        entering, already reading, closing)."""
         tg, send = self._tg, self._send
         if (
             self._read_scope is not None
@@ -259,26 +262,47 @@ class EventBridge:
             or send is None
             or self._state not in ("starting", "running")
         ):
-            return
+            return False
         # made here, not in the task, so leaving the block can cancel a reader that has not started yet
         self._read_scope = anyio.CancelScope()
         tg.start_soon(self._read, send, self._read_scope)
+        return True
 
-    async def _read(self, send: MemoryObjectSendStream[_Pending], scope: anyio.CancelScope) -> None:
+    async def _read(
+        self,
+        send: MemoryObjectSendStream[_Pending],
+        scope: anyio.CancelScope,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run the transport's ``serve`` (when it has one: listeners, connection handlers) next to the
+        loop over ``receive()``; ``task_status`` is set once the transport is listening."""
         try:
             async with send:
                 with scope:
-                    deliveries = self.transport.receive()
-                    try:
-                        async for delivery in deliveries:
-                            await self._accept(delivery, send)
-                    finally:
-                        close = getattr(deliveries, "aclose", None)
-                        if close is not None:
-                            with anyio.CancelScope(shield=True):
-                                await close()
+                    serve = cast("ServeCallable | None", getattr(self.transport, "serve", None))
+                    if serve is None:
+                        task_status.started()
+                        await self._pump(send)
+                    else:
+                        async with anyio.create_task_group() as serving:
+                            await serving.start(serve)
+                            task_status.started()
+                            await self._pump(send)
+                            serving.cancel_scope.cancel()
         finally:
             self._reader_done.set()
+
+    async def _pump(self, send: MemoryObjectSendStream[_Pending]) -> None:
+        deliveries = self.transport.receive()
+        try:
+            async for delivery in deliveries:
+                await self._accept(delivery, send)
+        finally:
+            close = getattr(deliveries, "aclose", None)
+            if close is not None:
+                with anyio.CancelScope(shield=True):
+                    await close()
 
     async def _accept(self, delivery: Delivery, send: MemoryObjectSendStream[_Pending]) -> None:
         self._received += 1

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 import attrs
+from anyio.abc import TaskStatus
 
 from bubus_anyio import EventBusError
 
@@ -29,6 +30,7 @@ __all__ = [
     "BridgeNotRunningError",
     "BridgeSendError",
     "Delivery",
+    "ServingTransport",
     "Transport",
 ]
 
@@ -105,6 +107,20 @@ class Transport(Protocol):
     def receive(self) -> AsyncIterator[Delivery]: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ServingTransport(Transport, Protocol):
+    """A transport with background work (a listener accepting connections, an HTTP server).
+
+    An async generator cannot own a task group across its ``yield`` s, so such a transport puts its
+    tasks in ``serve``: the bridge runs it in its own task group, calls ``task_status.started()`` once
+    listening (a bind error raised before that reaches ``async with bridge`` when handlers were
+    registered before entering) and cancels it when the bridge closes; ``receive()`` then only reads
+    what ``serve`` hands it through a bounded memory stream.
+    """
+
+    async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None: ...
 
 
 @attrs.define
