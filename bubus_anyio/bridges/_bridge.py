@@ -79,6 +79,18 @@ def decode_event(body: bytes) -> BaseEvent[Any]:
         raise BridgeDecodeError(body, f"{type(exc).__name__}: {exc}") from exc
 
 
+def _sole_error(exc: BaseException) -> BaseException:
+    """A group holding one plain error (however deeply nested by task groups) -> that error, so a bind
+    error reaches the caller as the named error it is; anything else unchanged."""
+    leaf: BaseException = exc
+    while isinstance(leaf, BaseExceptionGroup):
+        group = cast("BaseExceptionGroup[BaseException]", leaf)
+        if len(group.exceptions) != 1:
+            return exc
+        leaf = group.exceptions[0]
+    return leaf if isinstance(leaf, Exception) else exc
+
+
 class EventBridge:
     """Carries events between buses in different processes over one :class:`~._transport.Transport`.
 
@@ -202,8 +214,11 @@ class EventBridge:
             with anyio.CancelScope(shield=True):
                 await self.transport.aclose()
             self._state = "closed"
-            await tg.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
+            try:
+                await tg.__aexit__(type(exc), exc, exc.__traceback__)
+            except BaseExceptionGroup as group:
+                raise _sole_error(group) from None
+            raise _sole_error(exc) from None
         self._state = "running"
         return self
 
