@@ -32,6 +32,7 @@ _LAZY = {
     "SQLiteEventBridge": "._sqlite",
     "SocketEventBridge": "._socket",
     "HTTPEventBridge": "._http",
+    "BridgeHTTPStatusError": "._http",
     "RedisEventBridge": "._redis",
     "NATSEventBridge": "._nats",
     "PostgresEventBridge": "._postgres",
