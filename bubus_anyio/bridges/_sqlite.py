@@ -5,7 +5,8 @@ one TEXT column per other ``event_*`` key, added when first written. Every colum
 (``event_id`` too, quotes included, as upstream writes it); ``event_payload`` holds the non-``event_*``
 fields. A write is an upsert on ``event_id``. Indexes ``{table}_event_created_at_idx`` and
 ``{table}_event_type_idx``. The database runs in WAL mode with a busy timeout, so many processes write
-at once.
+at once, and ``synchronous=NORMAL`` (a committed row survives a process crash; a power cut may lose the
+newest commits).
 
 Readers poll for rows past a cursor. Upstream's cursor is ``(event_created_at, event_id)``, which skips
 a row whose timestamp is older than the newest one seen (clock skew between processes, an old event
@@ -153,6 +154,8 @@ class SQLiteTransport:
         )
         db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
         db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a commit survives the process crashing; only a power cut can lose the newest ones
+        db.execute("PRAGMA synchronous=NORMAL")
         t = self.table
         db.execute(
             f'CREATE TABLE IF NOT EXISTS "{t}" ("event_id" TEXT PRIMARY KEY, "event_created_at" TEXT, '
