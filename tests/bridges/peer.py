@@ -1,7 +1,7 @@
 """A second process for the bridge tests: ``python peer.py BACKEND KIND TARGET MODE COUNT``.
 
 ``recv`` listens, prints ``ready``, then one line per ``Ping`` received (its ``n``) and exits after COUNT.
-``send`` emits COUNT ``Ping`` s (n = 0..COUNT-1) and exits. ``echo`` listens on TARGET and answers each
+``send`` emits COUNT ``Ping`` s (n = BASE..BASE+COUNT-1, BASE given as a sixth argument, default 0). ``echo`` listens on TARGET and answers each
 ``Ping`` with a ``Pong`` (same ``n``) sent to the REPLY target given as a sixth argument.
 KIND is jsonl, sqlite, socket or http (for http, TARGET is ``listen_url`` in recv/echo and ``send_url``
 in send mode; REPLY is a send URL). The helpers below start it from a test and read its lines.
@@ -51,9 +51,10 @@ def make_bridge(kind: str, target: str, *, listen: bool, poll_interval: float = 
 
 
 async def main(kind: str, target: str, mode: str, count: int, reply: str | None) -> None:
-    if mode == "send":
+    if mode == "send":  # REPLY is then the first n (default 0)
+        base = int(reply or 0)
         async with make_bridge(kind, target, listen=False) as bridge:
-            for n in range(count):
+            for n in range(base, base + count):
                 await bridge.emit(Ping(n=n))
         return
     done = anyio.Event()
@@ -128,6 +129,14 @@ class Peer:
     async def wait(self, timeout: float = 30) -> int:
         with anyio.fail_after(timeout):
             return await self.process.wait()
+
+
+async def run_writers(backend: str, kind: str, target: str, writers: int, count: int) -> None:
+    """``writers`` processes at once, writer w sending Ping n = w*1000 .. w*1000+count-1."""
+    async with anyio.create_task_group() as tg:
+        for w in range(writers):
+            args = [sys.executable, str(HERE), backend, kind, target, "send", str(count), str(w * 1000)]
+            tg.start_soon(lambda a=args: anyio.run_process(a, stdout=None))
 
 
 @asynccontextmanager

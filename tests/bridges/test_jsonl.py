@@ -4,12 +4,11 @@ durable offsets, and two processes."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import anyio
 import pytest
-from peer import Collector, Ping, Pong, spawn, until
+from peer import Collector, Ping, Pong, run_writers, spawn, until
 
 from bubus_anyio import EventBus
 from bubus_anyio.bridges import BridgeConnectError, JSONLEventBridge
@@ -197,29 +196,12 @@ async def test_invalid_poll_interval() -> None:
         JSONLEventBridge("/tmp/x.jsonl", poll_interval=0)
 
 
-WRITER = """
-import sys, anyio
-sys.path.insert(0, sys.argv[4])
-from peer import Ping
-from bubus_anyio.bridges import JSONLEventBridge
-async def main(path, count, base):
-    async with JSONLEventBridge(path) as out:
-        for n in range(count):
-            await out.emit(Ping(n=base + n))
-anyio.run(main, sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), backend=sys.argv[5])
-"""
-
-
 async def test_many_writer_processes_append_whole_lines(tmp_path: Path, anyio_backend: str) -> None:
     path = tmp_path / "events.jsonl"
     got = Collector()
-    here = str(Path(__file__).parent)
     async with JSONLEventBridge(path, poll_interval=FAST) as bridge:
         bridge.on(Ping, got)
-        async with anyio.create_task_group() as tg:
-            for w in range(3):
-                cmd = [sys.executable, "-c", WRITER, str(path), "200", str(w * 1000), here, anyio_backend]
-                tg.start_soon(lambda c=cmd: anyio.run_process(c))
+        await run_writers(anyio_backend, "jsonl", str(path), 3, 200)
         await got.wait_for(600, timeout=60)
     assert bridge.statistics().decode_errors == 0
     assert sorted(got.ns) == sorted(w * 1000 + n for w in range(3) for n in range(200))

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import sys
 from pathlib import Path
 
 import anyio
 import pytest
-from peer import Collector, Ping, Pong, spawn
+from peer import Collector, Ping, Pong, run_writers, spawn
 
 from bubus_anyio.bridges import SQLiteEventBridge
 
@@ -186,29 +185,12 @@ async def test_invalid_table_name() -> None:
         SQLiteEventBridge("/tmp/x.db", "bad-name; DROP")
 
 
-WRITER = """
-import sys, anyio
-sys.path.insert(0, sys.argv[4])
-from peer import Ping
-from bubus_anyio.bridges import SQLiteEventBridge
-async def main(path, count, base):
-    async with SQLiteEventBridge(path) as out:
-        for n in range(count):
-            await out.emit(Ping(n=base + n))
-anyio.run(main, sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), backend=sys.argv[5])
-"""
-
-
 async def test_many_writer_processes(tmp_path: Path, anyio_backend: str) -> None:
     db = tmp_path / "events.db"
     got = Collector()
-    here = str(Path(__file__).parent)
     async with SQLiteEventBridge(db, poll_interval=FAST) as bridge:
         bridge.on(Ping, got)
-        async with anyio.create_task_group() as tg:
-            for w in range(3):
-                cmd = [sys.executable, "-c", WRITER, str(db), "100", str(w * 1000), here, anyio_backend]
-                tg.start_soon(lambda c=cmd: anyio.run_process(c))
+        await run_writers(anyio_backend, "sqlite", str(db), 3, 100)
         await got.wait_for(300, timeout=60)
     assert sorted(got.ns) == sorted(w * 1000 + n for w in range(3) for n in range(100))
 
