@@ -189,19 +189,21 @@ class TestBadInput:
                 b'{"event_type": 5}',
                 b'{"event_type": "Ping", "n": "3"}',
                 b"",
+                b'{"event_type": "Ping", "n": 1, "event_id": 5}',
             ):
                 await hub.inject(bad)
             await hub.inject(ping_json(9))
             [event] = await got.wait_for(1)
         assert isinstance(event, Ping)
         assert event.n == 9
-        assert bridge.statistics().decode_errors == 5
+        assert bridge.statistics().decode_errors == 6
         messages = [r.getMessage() for r in caplog.records if r.name == "bubus.bridges"]
-        assert len(messages) == 5
+        assert len(messages) == 6
         assert all("BridgeDecodeError" in m for m in messages)
         assert "not JSON" in messages[0]
         assert "not a JSON object but list" in messages[1]
         assert "Ping.n" in messages[3]
+        assert "event_id: expected a non-empty string, got 5" in messages[5]
 
     async def test_handler_error_does_not_stop_the_reader(self) -> None:
         hub = MemoryHub()
