@@ -288,9 +288,13 @@ async def _serve(
     BACKEND-SPECIFIC SPOT: hypercorn has one ``serve`` per event loop, so this picks
     ``hypercorn.trio.serve`` or ``hypercorn.asyncio.serve`` by the backend anyio runs on.
     """
-    import sniffio
+    import asyncio
 
-    module = "hypercorn.trio" if sniffio.current_async_library() == "trio" else "hypercorn.asyncio"
+    try:  # a running asyncio loop means the asyncio backend (sniffio is only there with trio installed)
+        asyncio.get_running_loop()
+        module = "hypercorn.asyncio"
+    except RuntimeError:
+        module = "hypercorn.trio"
     serve = cast(Callable[..., Awaitable[None]], importlib.import_module(module).serve)
     await serve(app, config, shutdown_trigger=shutdown, mode="asgi")
 
