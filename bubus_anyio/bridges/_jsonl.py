@@ -22,7 +22,7 @@ import orjson
 import portalocker
 
 from ._bridge import EventBridge
-from ._transport import BridgeConnectError, BridgeFrameTooLargeError, BridgeSendError, Delivery
+from ._transport import Backoff, BridgeConnectError, BridgeFrameTooLargeError, BridgeSendError, Delivery
 
 __all__ = ["JSONLEventBridge", "JSONLTransport"]
 
@@ -261,8 +261,17 @@ class JSONLTransport:
             portalocker.unlock(writer)
 
     async def receive(self) -> AsyncIterator[Delivery]:
+        """New lines, forever. A failing read (an I/O or permission error) is logged and retried with
+        backoff: the reader never dies of it."""
+        backoff = Backoff(initial=self.poll_interval, cap=max(2.0, self.poll_interval))
         while not self._closed:
-            lines: list[tuple[bytes, int, int]] = await self._run(self._poll)
+            try:
+                lines: list[tuple[bytes, int, int]] = await self._run(self._poll)
+            except OSError as exc:
+                logger.warning("%s: reading failed (retrying): %r", self.path, exc)
+                await backoff.wait()
+                continue
+            backoff.reset()
             for line, inode, end in lines:
                 yield Delivery(line, ack=self._acker(inode, end))
             if not lines:

@@ -30,7 +30,7 @@ import anyio
 import orjson
 
 from ._bridge import EventBridge
-from ._transport import BridgeConnectError, BridgeDecodeError, BridgeSendError, Delivery
+from ._transport import Backoff, BridgeConnectError, BridgeDecodeError, BridgeSendError, Delivery
 
 __all__ = ["SQLiteEventBridge", "SQLiteTransport"]
 
@@ -130,6 +130,8 @@ class SQLiteTransport:
         self._closed = False
         self.polls = 0
         """How many times the reader looked for new rows (for tests and monitoring)."""
+        self.resets = 0
+        """How many times the table was found emptied or recreated below the cursor."""
 
     @property
     def durable(self) -> bool:
@@ -224,8 +226,17 @@ class SQLiteTransport:
 
     # ------------------------------------------------------------------ receive
     async def receive(self) -> AsyncIterator[Delivery]:
+        """Rows past the cursor, forever. A failing poll (locked past ``busy_timeout``, the table dropped,
+        an I/O error) is logged and retried with backoff: the reader never dies of it."""
+        backoff = Backoff(initial=self.poll_interval, cap=max(2.0, self.poll_interval))
         while not self._closed:
-            rows: list[tuple[int, dict[str, Any]]] = await self._run(self._poll)
+            try:
+                rows: list[tuple[int, dict[str, Any]]] = await self._run(self._poll)
+            except sqlite3.Error as exc:
+                logger.warning("%s: polling table %r failed (retrying): %r", self.path, self.table, exc)
+                await backoff.wait()
+                continue
+            backoff.reset()
             for rowid, row in rows:
                 self._cursor = rowid
                 body = row_to_body(row, f"{self.table} rowid {rowid}")
@@ -247,6 +258,17 @@ class SQLiteTransport:
         for values in found.fetchall():
             row = dict(zip(names, values, strict=True))
             out.append((int(row.pop("__rowid")), row))
+        if not out and self._cursor:
+            (latest,) = db.execute(f'SELECT COALESCE(MAX(rowid), 0) FROM "{self.table}"').fetchone()
+            if latest < self._cursor:  # emptied or recreated: its rowids start over
+                logger.warning(
+                    "%s: table %r restarted below rowid %d: reading it from the start",
+                    self.path,
+                    self.table,
+                    self._cursor,
+                )
+                self._cursor = 0
+                self.resets += 1
         return out
 
     def _acker(self, rowid: int) -> Callable[[], Awaitable[None]] | None:

@@ -224,3 +224,26 @@ async def test_two_processes_round_trip(tmp_path: Path, anyio_backend: str) -> N
             await got.wait_for(5, timeout=30)
             assert await peer.wait() == 0
     assert got.ns == [0, 1, 2, 3, 4]
+
+
+async def test_reader_survives_a_failing_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "events.jsonl"
+    got = Collector()
+    async with JSONLEventBridge(path, poll_interval=FAST) as bridge:
+        tail_class = type(bridge.transport._tail)  # type: ignore[attr-defined]
+        real_poll = tail_class.poll
+        failures = [PermissionError(13, "Permission denied")]
+
+        def flaky_poll(self: object) -> list[tuple[bytes, int, int]]:
+            if failures:
+                raise failures.pop()
+            return real_poll(self)
+
+        monkeypatch.setattr(tail_class, "poll", flaky_poll)
+        bridge.on(Ping, got)
+        await anyio.to_thread.run_sync(append, path, line(1))
+        await got.wait_for(1)
+    assert got.ns == [1]
+    assert any("reading failed (retrying)" in r.getMessage() for r in caplog.records)

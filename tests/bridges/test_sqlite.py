@@ -10,7 +10,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from peer import Collector, Ping, Pong, run_writers, spawn
+from peer import Collector, Ping, Pong, run_writers, spawn, until
 
 from bubus_anyio.bridges import SQLiteEventBridge
 
@@ -209,3 +209,29 @@ async def test_two_processes_round_trip(tmp_path: Path, anyio_backend: str) -> N
             await got.wait_for(5, timeout=30)
             assert await peer.wait() == 0
     assert got.ns == [0, 1, 2, 3, 4]
+
+
+async def test_reader_survives_the_table_being_dropped_and_recreated(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    got = Collector()
+    async with (
+        SQLiteEventBridge(db, poll_interval=FAST) as out,
+        SQLiteEventBridge(db, poll_interval=FAST) as bridge,
+    ):
+        bridge.on(Ping, got)
+        for n in range(3):
+            await out.emit(Ping(n=n))
+        await got.wait_for(3)
+
+        def drop() -> None:
+            with sqlite3.connect(db) as conn:
+                conn.execute("DROP TABLE bubus_events")
+
+        await anyio.to_thread.run_sync(drop)
+        polls = bridge.transport.polls  # type: ignore[attr-defined]
+        await until(lambda: bridge.transport.polls > polls + 2)  # type: ignore[attr-defined]  # failing, retried
+        async with SQLiteEventBridge(db, poll_interval=FAST) as again:  # creates the table anew
+            await again.emit(Ping(n=9))
+        await got.wait_for(4)
+    assert got.ns == [0, 1, 2, 9]
+    assert bridge.transport.resets == 1  # type: ignore[attr-defined]
