@@ -3,6 +3,7 @@ durable offsets, and two processes."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -16,6 +17,13 @@ from bubus_anyio.bridges import BridgeConnectError, JSONLEventBridge
 pytestmark = pytest.mark.anyio
 
 FAST = 0.01
+UPSTREAM_LINES = {
+    runtime: [
+        json.dumps(json.loads(f.read_bytes()), separators=(",", ":")).encode() + b"\n"
+        for f in sorted(Path("/work/shared/interop", runtime).glob("fresh_*.json"))
+    ]
+    for runtime in ("py-2.3.2", "ts-2.3.2")
+}
 
 
 def append(path: Path, data: bytes) -> None:
@@ -247,3 +255,17 @@ async def test_reader_survives_a_failing_read(
         await got.wait_for(1)
     assert got.ns == [1]
     assert any("reading failed (retrying)" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("runtime", ["py-2.3.2", "ts-2.3.2"])
+async def test_reads_lines_upstream_writes(tmp_path: Path, runtime: str) -> None:
+    """Upstream appends json.dumps(model_dump) / JSON.stringify(event) lines: real output of both."""
+    path = tmp_path / "events.jsonl"
+    fixtures = UPSTREAM_LINES[runtime]
+    lines = b"".join(fixtures)
+    got = Collector()
+    async with JSONLEventBridge(path, poll_interval=FAST) as bridge:
+        bridge.on("*", got)
+        await anyio.to_thread.run_sync(append, path, lines)
+        await got.wait_for(len(fixtures))
+    assert bridge.statistics().decode_errors == 0
