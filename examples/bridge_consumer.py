@@ -48,7 +48,7 @@ def make_bridge(transport: str, where: str, *, durable: bool, listen: bool) -> E
         return bridges.RedisEventBridge(where, "bubus_example")
     if transport == "nats":
         if durable:
-            return bridges.NATSEventBridge(where, "bubus.example", mode="jetstream", durable="example")
+            return bridges.NATSEventBridge(where, "bubus.example", jetstream=True, durable="example")
         return bridges.NATSEventBridge(where, "bubus.example")
     raise SystemExit(f"unknown transport {transport!r}")
 

@@ -137,7 +137,12 @@ class SocketTransport:
                     try:
                         if self._stream is None:
                             self._stream = await self._open()
-                        await self._stream.send(frame)
+                        try:
+                            await self._stream.send(frame)
+                        except BaseException:
+                            # cancelled or failed mid-frame: the next frame must not follow half of this one
+                            await self._drop_stream()
+                            raise
                         return
                     except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
                         last = exc
