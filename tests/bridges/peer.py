@@ -23,6 +23,8 @@ from bubus_anyio import BaseEvent, EventBus
 from bubus_anyio.bridges import EventBridge
 
 HERE = Path(__file__).resolve()
+OTHER_BACKEND = {"asyncio": "trio", "trio": "asyncio"}
+"""Two-process tests run the peer on the other backend: ours on asyncio and ours on trio talk to each other."""
 
 
 class Ping(BaseEvent[None]):

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from peer import Collector, Ping, Pong, spawn, until
+from peer import OTHER_BACKEND, Collector, Ping, Pong, spawn, until
 
 from bubus_anyio.bridges import BridgeConnectError, BridgeHTTPStatusError, BridgeSendError, HTTPEventBridge
 
@@ -171,7 +171,7 @@ async def test_slow_consumer_holds_requests_back() -> None:
     assert got.ns == list(range(10))
 
 
-async def test_two_processes_round_trip(anyio_backend: str) -> None:
+async def test_two_processes_on_different_backends_round_trip(anyio_backend: str) -> None:
     with socket.socket() as a, socket.socket() as b:
         a.bind(("127.0.0.1", 0))
         b.bind(("127.0.0.1", 0))
@@ -182,7 +182,7 @@ async def test_two_processes_round_trip(anyio_backend: str) -> None:
     inbound.on(Pong, got)
     async with inbound:
         async with (
-            spawn(anyio_backend, "http", requests, "echo", 5, replies) as peer,
+            spawn(OTHER_BACKEND[anyio_backend], "http", requests, "echo", 5, replies) as peer,
             HTTPEventBridge(send_to=requests) as out,
         ):
             for n in range(5):

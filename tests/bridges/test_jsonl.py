@@ -9,7 +9,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from peer import Collector, Ping, Pong, run_writers, spawn, until
+from peer import OTHER_BACKEND, Collector, Ping, Pong, run_writers, spawn, until
 
 from bubus_anyio import EventBus
 from bubus_anyio.bridges import BridgeConnectError, JSONLEventBridge
@@ -218,13 +218,13 @@ async def test_many_writer_processes_append_whole_lines(tmp_path: Path, anyio_ba
         assert mine == sorted(mine)
 
 
-async def test_two_processes_round_trip(tmp_path: Path, anyio_backend: str) -> None:
+async def test_two_processes_on_different_backends_round_trip(tmp_path: Path, anyio_backend: str) -> None:
     requests, replies = tmp_path / "requests.jsonl", tmp_path / "replies.jsonl"
     got = Collector()
     async with JSONLEventBridge(replies, poll_interval=FAST) as inbound:
         inbound.on(Pong, got)
         async with (
-            spawn(anyio_backend, "jsonl", str(requests), "echo", 5, str(replies)) as peer,
+            spawn(OTHER_BACKEND[anyio_backend], "jsonl", str(requests), "echo", 5, str(replies)) as peer,
             JSONLEventBridge(requests, poll_interval=FAST) as out,
         ):
             for n in range(5):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from peer import Collector, Ping, Pong, spawn, until
+from peer import OTHER_BACKEND, Collector, Ping, Pong, spawn, until
 
 from bubus_anyio.bridges import BridgeConnectError, BridgeSendError, SocketEventBridge
 
@@ -230,14 +230,14 @@ async def test_slow_consumer_pushes_back_on_the_sender(sock_dir: Path) -> None:
     assert got.ns == list(range(2000))
 
 
-async def test_two_processes_round_trip(sock_dir: Path, anyio_backend: str) -> None:
+async def test_two_processes_on_different_backends_round_trip(sock_dir: Path, anyio_backend: str) -> None:
     requests, replies = str(sock_dir / "req.sock"), str(sock_dir / "rep.sock")
     got = Collector()
     inbound = SocketEventBridge(replies)
     inbound.on(Pong, got)
     async with inbound:
         async with (
-            spawn(anyio_backend, "socket", requests, "echo", 5, replies) as peer,
+            spawn(OTHER_BACKEND[anyio_backend], "socket", requests, "echo", 5, replies) as peer,
             SocketEventBridge(requests) as out,
         ):
             for n in range(5):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from peer import Collector, Ping, Pong, run_writers, spawn, until
+from peer import OTHER_BACKEND, Collector, Ping, Pong, run_writers, spawn, until
 
 from bubus_anyio.bridges import SQLiteEventBridge
 
@@ -195,13 +195,13 @@ async def test_many_writer_processes(tmp_path: Path, anyio_backend: str) -> None
     assert sorted(got.ns) == sorted(w * 1000 + n for w in range(3) for n in range(100))
 
 
-async def test_two_processes_round_trip(tmp_path: Path, anyio_backend: str) -> None:
+async def test_two_processes_on_different_backends_round_trip(tmp_path: Path, anyio_backend: str) -> None:
     db = tmp_path / "events.db"
     got = Collector()
     async with SQLiteEventBridge(db, "replies", poll_interval=FAST) as inbound:
         inbound.on(Pong, got)
         async with (
-            spawn(anyio_backend, "sqlite", str(db), "echo", 5, str(db) + "#replies") as peer,
+            spawn(OTHER_BACKEND[anyio_backend], "sqlite", str(db), "echo", 5, str(db) + "#replies") as peer,
             SQLiteEventBridge(db, poll_interval=FAST) as out,
         ):
             for n in range(5):
