@@ -269,3 +269,28 @@ async def test_reads_lines_upstream_writes(tmp_path: Path, runtime: str) -> None
         await anyio.to_thread.run_sync(append, path, lines)
         await got.wait_for(len(fixtures))
     assert bridge.statistics().decode_errors == 0
+
+
+async def test_durable_reader_gets_again_what_a_crash_left_unfinished(tmp_path: Path) -> None:
+    path, offsets = tmp_path / "events.jsonl", tmp_path / "reader.offset"
+    started = anyio.Event()
+    first = Collector()
+
+    async def stuck(event: Ping) -> None:
+        if event.n == 2:
+            started.set()
+            await anyio.sleep_forever()
+
+    with anyio.CancelScope() as crash:
+        async with JSONLEventBridge(path, poll_interval=FAST, offset_path=offsets) as bridge:
+            bridge.on(Ping, first)
+            bridge.on(Ping, stuck)
+            await anyio.to_thread.run_sync(append, path, line(1) + line(2) + line(3))
+            await started.wait()
+            crash.cancel()  # event 2 never finishes, event 3 never starts
+    assert first.ns == [1, 2]
+    again = Collector()
+    async with JSONLEventBridge(path, poll_interval=FAST, offset_path=offsets) as bridge:
+        bridge.on(Ping, again)
+        await again.wait_for(2)
+    assert again.ns == [2, 3]  # at-least-once: 2 comes again, 1 (finished) does not

@@ -235,3 +235,30 @@ async def test_reader_survives_the_table_being_dropped_and_recreated(tmp_path: P
         await got.wait_for(4)
     assert got.ns == [0, 1, 2, 9]
     assert bridge.transport.resets == 1  # type: ignore[attr-defined]
+
+
+async def test_durable_consumer_gets_again_what_a_crash_left_unfinished(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    started = anyio.Event()
+    first = Collector()
+
+    async def stuck(event: Ping) -> None:
+        if event.n == 2:
+            started.set()
+            await anyio.sleep_forever()
+
+    with anyio.CancelScope() as crash:
+        async with SQLiteEventBridge(db, poll_interval=FAST, consumer="w") as bridge:
+            bridge.on(Ping, first)
+            bridge.on(Ping, stuck)
+            async with SQLiteEventBridge(db, poll_interval=FAST) as out:
+                for n in (1, 2, 3):
+                    await out.emit(Ping(n=n))
+            await started.wait()
+            crash.cancel()  # event 2 never finishes, event 3 never starts
+    assert first.ns == [1, 2]
+    again = Collector()
+    async with SQLiteEventBridge(db, poll_interval=FAST, consumer="w") as bridge:
+        bridge.on(Ping, again)
+        await again.wait_for(2)
+    assert again.ns == [2, 3]  # at-least-once: 2 comes again, 1 (finished) does not
