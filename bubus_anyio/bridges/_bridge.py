@@ -223,7 +223,13 @@ class EventBridge:
         if self._state != "new":
             raise RuntimeError(f"{self.name} is {self._state}; a bridge runs once")
         self._state = "starting"
-        await self.transport.connect()
+        try:
+            await self.transport.connect()
+        except BaseException:
+            self._state = "closed"
+            with anyio.CancelScope(shield=True):
+                await self.transport.aclose()
+            raise
         tg = self._tg = anyio.create_task_group()
         await tg.__aenter__()
         try:

@@ -17,6 +17,7 @@ from peer import Collector, Ping
 
 from bubus_anyio import BaseEvent, EventBus
 from bubus_anyio.bridges import (
+    BridgeConnectError,
     BridgeNotRunningError,
     BridgeSendError,
     Delivery,
@@ -463,6 +464,16 @@ class TestLifecycle:
             async with bridge:
                 raise KeyError("body")
         assert not bridge.is_running
+
+    async def test_connect_error_leaves_the_bridge_closed(self) -> None:
+        hub = MemoryHub()
+        hub.down = True
+        bridge = EventBridge(hub.transport())
+        with pytest.raises(BridgeConnectError, match="down"):
+            async with bridge:
+                pass
+        with pytest.raises(BridgeNotRunningError, match="closed"):
+            await bridge.emit(Ping(n=1))
 
     async def test_deliveries_are_plain_values(self) -> None:
         d = Delivery(b"{}")
