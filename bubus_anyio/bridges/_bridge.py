@@ -4,7 +4,8 @@ Out: :meth:`EventBridge.emit` writes ``event.to_json()`` to the transport. In: a
 :class:`~._transport.Delivery`, decodes it (a bad one is logged as :class:`BridgeDecodeError` and
 skipped), drops a redelivered ``event_id`` it already handled, resets the event (new id, pending, no
 results, ``event_path`` kept so forwarding cycles end) and emits it on the bridge's private inbound bus.
-A second task waits for each inbound event to finish and only then acknowledges durable deliveries, in
+Other copies of an event it already handled (a redelivery, or an echo from a third process) are
+dropped. A second task waits for each inbound event to finish and only then acknowledges durable deliveries, in
 order. At most ``inbound_buffer`` inbound events are unfinished at any time: past that the reader stops
 taking messages, so a slow consumer pushes back on the transport instead of growing memory.
 """
@@ -36,7 +37,7 @@ logger = logging.getLogger("bubus.bridges")
 E = TypeVar("E", bound=BaseEvent[Any])
 _Pattern = type[BaseEvent[Any]] | str
 ServeCallable = Callable[..., Coroutine[Any, Any, None]]
-_Pending = tuple[BaseEvent[Any] | None, Delivery, str | None, bool]  # event, delivery, wire id, first copy
+_Pending = tuple[BaseEvent[Any] | None, Delivery, str | None, bool]  # event, delivery, identity, first copy
 
 
 @attrs.frozen
@@ -46,7 +47,7 @@ class BridgeStatistics:
     :ivar sent: messages handed to the transport by :meth:`EventBridge.emit`
     :ivar received: messages the transport delivered (good, bad and duplicate)
     :ivar emitted: inbound events emitted on the inbound bus
-    :ivar duplicates: redeliveries of an ``event_id`` this bridge already emitted, dropped
+    :ivar duplicates: other copies of an event this bridge already emitted (redeliveries, echoes), dropped
     :ivar decode_errors: messages skipped as :class:`BridgeDecodeError`
     :ivar acked: durable deliveries acknowledged
     :ivar unfinished: inbound events emitted and not finished yet
@@ -95,6 +96,18 @@ def decode_inbound(body: bytes) -> tuple[dict[str, Any], str | None]:
     return fields, wire_id.lower() if wire_id else None
 
 
+def identity(event: BaseEvent[Any]) -> str:
+    """What makes two inbound messages the same event, whatever hops they took.
+
+    Every hop resets the id (as upstream), so ``event_id`` only identifies one message: a redelivery of
+    it. The event itself keeps its type, its creation time (strictly increasing per process) and the bus
+    it started on (``event_path[0]``) across every hop, so on a channel three or more processes share, the
+    copies echoed back by the others are recognised too and each bus handles the event once.
+    """
+    origin = event.event_path[0] if event.event_path else ""
+    return f"{event.event_type}\x1f{event.event_created_at}\x1f{origin}"
+
+
 def build_event(body: bytes, fields: dict[str, Any]) -> BaseEvent[Any]:
     """The fresh inbound event: registered subclass for its ``event_type``, or a generic event.
 
@@ -133,7 +146,8 @@ class EventBridge:
     :param transport: moves the messages (see the concrete bridges, or :class:`MemoryTransport`)
     :param name: the inbound bus's name (default ``{Class}_{8 hex}``)
     :param inbound_buffer: inbound events allowed to be unfinished before the reader stops taking more
-    :param dedupe_window: how many recent wire ``event_id`` s are remembered to drop redeliveries (0: off)
+    :param dedupe_window: how many recent events are remembered to drop other copies of them (0: off; see
+        :func:`identity`)
     """
 
     def __init__(
@@ -356,16 +370,7 @@ class EventBridge:
         self._received += 1
         try:
             fields, wire_id = decode_inbound(delivery.body)
-            if not self.dedupe_window:
-                wire_id = None
-            elif wire_id is not None and wire_id in self._seen:
-                self._duplicates += 1
-                self._seen.move_to_end(wire_id)
-                earlier = self._seen[wire_id]
-                logger.debug("%s dropped a redelivery of event_id %s", self.name, wire_id)
-                if delivery.ack is not None:  # acknowledged once the first copy has finished
-                    await self._ack_in_order(earlier, delivery, send)
-                return
+            stamped = fields.get("event_created_at") is not None
             fresh = build_event(delivery.body, fields)
         except BridgeDecodeError as exc:
             self._decode_errors += 1
@@ -373,16 +378,29 @@ class EventBridge:
             if delivery.ack is not None:  # a poison message is handled by skipping it, never redelivered
                 await self._ack_in_order(None, delivery, send)
             return
+        key = identity(fresh) if stamped else wire_id
+        if not self.dedupe_window:
+            key = None
+        elif key is not None and key in self._seen:
+            self._duplicates += 1
+            self._seen.move_to_end(key)
+            earlier = self._seen[key]
+            logger.debug(
+                "%s dropped another copy of %s (wire event_id %s)", self.name, fresh.event_type, wire_id
+            )
+            if delivery.ack is not None:  # acknowledged once the first copy has finished
+                await self._ack_in_order(earlier, delivery, send)
+            return
         assert self._slots is not None
         await self._slots.acquire()
-        if wire_id is not None:
-            self._seen[wire_id] = fresh
+        if key is not None:
+            self._seen[key] = fresh
             while len(self._seen) > self.dedupe_window:
                 self._seen.popitem(last=False)
         self.inbound_bus.emit(fresh)
         self._emitted += 1
         self._unfinished += 1
-        send.send_nowait((fresh, delivery, wire_id, True))
+        send.send_nowait((fresh, delivery, key, True))
 
     async def _ack_in_order(
         self, event: BaseEvent[Any] | None, delivery: Delivery, send: MemoryObjectSendStream[_Pending]
@@ -397,7 +415,7 @@ class EventBridge:
         """Wait for each inbound event in arrival order, then acknowledge it (durable transports)."""
         unfinished_seen = False
         async with receive:
-            async for event, delivery, wire_id, first in receive:
+            async for event, delivery, key, first in receive:
                 try:
                     if event is not None:
                         await event.event_completed()
@@ -415,8 +433,8 @@ class EventBridge:
                     self._slots.release()
                     if first:
                         self._unfinished -= 1
-                if wire_id is not None and wire_id in self._seen:
-                    self._seen[wire_id] = None
+                if key is not None and key in self._seen:
+                    self._seen[key] = None
                 if delivery.ack is not None and not unfinished_seen:
                     await self._ack(delivery)
 

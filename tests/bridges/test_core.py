@@ -177,6 +177,31 @@ class TestLoops:
         assert hub.sent == 2
 
 
+    async def test_three_processes_on_a_shared_channel_handle_each_event_once(self) -> None:
+        """Every hop resets the id, so the echoes B and C send back are new messages; the event's own
+        identity (type, creation time, first bus) still shows they are copies."""
+        hub = MemoryHub(echo=True)
+        buses = [EventBus(name) for name in "ABC"]
+        bridges = [EventBridge(hub.transport()) for _ in buses]
+        got = {bus.name: Collector() for bus in buses}
+        async with buses[0], buses[1], buses[2], bridges[0], bridges[1], bridges[2]:
+            for bus, bridge in zip(buses, bridges, strict=True):
+                bus.on("*", bridge.emit)
+                bridge.on("*", bus.emit)
+                bus.on(Ping, got[bus.name])
+            buses[0].emit(Ping(n=1))
+            await got["B"].wait_for(1)
+            await got["C"].wait_for(1)
+            for _ in range(3):
+                await anyio.wait_all_tasks_blocked()
+                for bus in buses:
+                    await bus.wait_until_idle()
+        assert {name: len(c.events) for name, c in got.items()} == {"A": 1, "B": 1, "C": 1}
+        assert hub.sent == 3  # the original, and one echo each from B and C
+        # each bridge reads all 3 messages: the first is the event, the other two are copies of it
+        assert [b.statistics().duplicates for b in bridges] == [2, 2, 2]
+
+
 class TestBadInput:
     async def test_bad_messages_are_logged_named_and_skipped(self, caplog: pytest.LogCaptureFixture) -> None:
         hub = MemoryHub()
