@@ -1,5 +1,6 @@
-"""JSONLEventBridge against real files: tailing, partial lines, bad lines, truncation, rotation, many writers,
-durable offsets, and two processes."""
+"""JSONLEventBridge against real files: the line format, partial, bad and oversize lines, truncation,
+rotation, offset files, failing reads, upstream-written lines (what it shares with SQLiteEventBridge is in
+test_shared_store.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from peer import OTHER_BACKEND, Collector, Ping, Pong, run_writers, spawn, until
+from peer import Collector, Ping, until
 
 from bubus_anyio import EventBus
 from bubus_anyio.bridges import BridgeConnectError, JSONLEventBridge
@@ -49,17 +50,6 @@ async def test_emitted_event_reaches_another_bridge_on_the_same_file(tmp_path: P
     assert event.n == 1
     [written] = path.read_bytes().splitlines()
     assert written.startswith(b'{"event_type":"Ping"')  # one compact JSON object per line
-
-
-async def test_listener_starts_at_the_end_of_the_file(tmp_path: Path) -> None:
-    path = tmp_path / "events.jsonl"
-    path.write_bytes(line(0) + line(1))
-    got = Collector()
-    async with JSONLEventBridge(path, poll_interval=FAST) as bridge:
-        bridge.on(Ping, got)
-        await anyio.to_thread.run_sync(append, path, line(2))
-        await got.wait_for(1)
-    assert got.ns == [2]
 
 
 async def test_missing_file_and_directory_are_created(tmp_path: Path) -> None:
@@ -174,23 +164,6 @@ async def test_both_directions_on_one_file_send_each_event_once_each_way(tmp_pat
     assert (len(on_a.events), len(on_b.events)) == (1, 1)
 
 
-async def test_durable_offset_resumes_after_restart(tmp_path: Path) -> None:
-    path, offsets = tmp_path / "events.jsonl", tmp_path / "reader.offset"
-    got = Collector()
-    async with JSONLEventBridge(path, poll_interval=FAST, offset_path=offsets) as bridge:
-        bridge.on(Ping, got)
-        await anyio.to_thread.run_sync(append, path, line(1))
-        await got.wait_for(1)
-    assert offsets.exists()
-    await anyio.to_thread.run_sync(append, path, line(2) + line(3))  # written while no reader runs
-    again = Collector()
-    async with JSONLEventBridge(path, poll_interval=FAST, offset_path=offsets) as bridge:
-        assert bridge.transport.durable
-        bridge.on(Ping, again)
-        await again.wait_for(2)
-    assert again.ns == [2, 3]
-
-
 async def test_corrupt_offset_file_is_a_named_connect_error(tmp_path: Path) -> None:
     offsets = tmp_path / "reader.offset"
     offsets.write_text("nope")
@@ -202,36 +175,6 @@ async def test_corrupt_offset_file_is_a_named_connect_error(tmp_path: Path) -> N
 async def test_invalid_poll_interval() -> None:
     with pytest.raises(ValueError, match="poll_interval"):
         JSONLEventBridge("/tmp/x.jsonl", poll_interval=0)
-
-
-async def test_many_writer_processes_append_whole_lines(tmp_path: Path, anyio_backend: str) -> None:
-    path = tmp_path / "events.jsonl"
-    got = Collector()
-    async with JSONLEventBridge(path, poll_interval=FAST) as bridge:
-        bridge.on(Ping, got)
-        await run_writers(anyio_backend, "jsonl", str(path), 3, 200)
-        await got.wait_for(600, timeout=60)
-    assert bridge.statistics().decode_errors == 0
-    assert sorted(got.ns) == sorted(w * 1000 + n for w in range(3) for n in range(200))
-    for w in range(3):  # each writer's lines stay in its order
-        mine = [n for n in got.ns if n // 1000 == w]
-        assert mine == sorted(mine)
-
-
-async def test_two_processes_on_different_backends_round_trip(tmp_path: Path, anyio_backend: str) -> None:
-    requests, replies = tmp_path / "requests.jsonl", tmp_path / "replies.jsonl"
-    got = Collector()
-    async with JSONLEventBridge(replies, poll_interval=FAST) as inbound:
-        inbound.on(Pong, got)
-        async with (
-            spawn(OTHER_BACKEND[anyio_backend], "jsonl", str(requests), "echo", 5, str(replies)) as peer,
-            JSONLEventBridge(requests, poll_interval=FAST) as out,
-        ):
-            for n in range(5):
-                await out.emit(Ping(n=n))
-            await got.wait_for(5, timeout=30)
-            assert await peer.wait() == 0
-    assert got.ns == [0, 1, 2, 3, 4]
 
 
 async def test_reader_survives_a_failing_read(
@@ -269,28 +212,3 @@ async def test_reads_lines_upstream_writes(tmp_path: Path, runtime: str) -> None
         await anyio.to_thread.run_sync(append, path, lines)
         await got.wait_for(len(fixtures))
     assert bridge.statistics().decode_errors == 0
-
-
-async def test_durable_reader_gets_again_what_a_crash_left_unfinished(tmp_path: Path) -> None:
-    path, offsets = tmp_path / "events.jsonl", tmp_path / "reader.offset"
-    started = anyio.Event()
-    first = Collector()
-
-    async def stuck(event: Ping) -> None:
-        if event.n == 2:
-            started.set()
-            await anyio.sleep_forever()
-
-    with anyio.CancelScope() as crash:
-        async with JSONLEventBridge(path, poll_interval=FAST, offset_path=offsets) as bridge:
-            bridge.on(Ping, first)
-            bridge.on(Ping, stuck)
-            await anyio.to_thread.run_sync(append, path, line(1) + line(2) + line(3))
-            await started.wait()
-            crash.cancel()  # event 2 never finishes, event 3 never starts
-    assert first.ns == [1, 2]
-    again = Collector()
-    async with JSONLEventBridge(path, poll_interval=FAST, offset_path=offsets) as bridge:
-        bridge.on(Ping, again)
-        await again.wait_for(2)
-    assert again.ns == [2, 3]  # at-least-once: 2 comes again, 1 (finished) does not

@@ -1,5 +1,6 @@
 """SQLiteEventBridge against real database files: upstream's table layout, reading upstream-style rows,
-cursor semantics, durable consumers, many writer processes and two processes."""
+its rowid cursor, bad rows, a dropped table (what it shares with JSONLEventBridge is in
+test_shared_store.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from peer import OTHER_BACKEND, Collector, Ping, Pong, run_writers, spawn, until
+from peer import Collector, Ping, until
 
 from bubus_anyio.bridges import SQLiteEventBridge
 
@@ -39,20 +40,6 @@ def upstream_insert(path: Path, table: str, event: dict[str, object]) -> None:
             f'INSERT INTO "{table}" ({", ".join(keys)}, event_payload) VALUES ({", ".join("?" * len(keys))}, json(?))',
             [None if fields[k] is None else json.dumps(fields[k]) for k in keys] + [json.dumps(payload)],
         )
-
-
-async def test_event_crosses_between_two_bridges(tmp_path: Path) -> None:
-    db = tmp_path / "events.db"
-    got = Collector()
-    async with (
-        SQLiteEventBridge(db, poll_interval=FAST) as out,
-        SQLiteEventBridge(db, poll_interval=FAST) as bridge,
-    ):
-        bridge.on(Ping, got)
-        await out.emit(Ping(n=3))
-        [event] = await got.wait_for(1)
-    assert isinstance(event, Ping)
-    assert event.n == 3
 
 
 async def test_table_layout_is_upstreams(tmp_path: Path) -> None:
@@ -104,18 +91,6 @@ async def test_reads_rows_upstream_writes_and_custom_tables(tmp_path: Path) -> N
         assert getattr(event, key) == value
 
 
-async def test_listener_starts_at_the_newest_row(tmp_path: Path) -> None:
-    db = tmp_path / "events.db"
-    got = Collector()
-    async with SQLiteEventBridge(db, poll_interval=FAST) as out:
-        await out.emit(Ping(n=0))
-        async with SQLiteEventBridge(db, poll_interval=FAST) as bridge:
-            bridge.on(Ping, got)
-            await out.emit(Ping(n=1))
-            await got.wait_for(1)
-    assert got.ns == [1]
-
-
 async def test_row_with_an_older_timestamp_is_still_delivered(tmp_path: Path) -> None:
     """Upstream's (created_at, id) cursor would skip it; ours follows insertion order."""
     db = tmp_path / "events.db"
@@ -161,54 +136,9 @@ async def test_bad_rows_are_logged_and_skipped(tmp_path: Path, caplog: pytest.Lo
     assert any("event_payload is not a JSON object" in m and "BridgeDecodeError" in m for m in messages)
 
 
-async def test_durable_consumer_resumes_after_restart(tmp_path: Path) -> None:
-    db = tmp_path / "events.db"
-    got = Collector()
-    async with SQLiteEventBridge(db, poll_interval=FAST) as out:
-        async with SQLiteEventBridge(db, poll_interval=FAST, consumer="worker") as bridge:
-            bridge.on(Ping, got)
-            await out.emit(Ping(n=1))
-            await got.wait_for(1)
-        await out.emit(Ping(n=2))  # while the consumer is down
-        await out.emit(Ping(n=3))
-        again = Collector()
-        async with SQLiteEventBridge(db, poll_interval=FAST, consumer="worker") as bridge:
-            assert bridge.transport.durable
-            bridge.on(Ping, again)
-            await again.wait_for(2)
-    assert again.ns == [2, 3]
-    assert query(db, "SELECT consumer FROM bubus_events_cursors") == [("worker",)]
-
-
 async def test_invalid_table_name() -> None:
     with pytest.raises(ValueError, match="table"):
         SQLiteEventBridge("/tmp/x.db", "bad-name; DROP")
-
-
-async def test_many_writer_processes(tmp_path: Path, anyio_backend: str) -> None:
-    db = tmp_path / "events.db"
-    got = Collector()
-    async with SQLiteEventBridge(db, poll_interval=FAST) as bridge:
-        bridge.on(Ping, got)
-        await run_writers(anyio_backend, "sqlite", str(db), 3, 100)
-        await got.wait_for(300, timeout=60)
-    assert sorted(got.ns) == sorted(w * 1000 + n for w in range(3) for n in range(100))
-
-
-async def test_two_processes_on_different_backends_round_trip(tmp_path: Path, anyio_backend: str) -> None:
-    db = tmp_path / "events.db"
-    got = Collector()
-    async with SQLiteEventBridge(db, "replies", poll_interval=FAST) as inbound:
-        inbound.on(Pong, got)
-        async with (
-            spawn(OTHER_BACKEND[anyio_backend], "sqlite", str(db), "echo", 5, str(db) + "#replies") as peer,
-            SQLiteEventBridge(db, poll_interval=FAST) as out,
-        ):
-            for n in range(5):
-                await out.emit(Ping(n=n))
-            await got.wait_for(5, timeout=30)
-            assert await peer.wait() == 0
-    assert got.ns == [0, 1, 2, 3, 4]
 
 
 async def test_reader_survives_the_table_being_dropped_and_recreated(tmp_path: Path) -> None:
@@ -235,30 +165,3 @@ async def test_reader_survives_the_table_being_dropped_and_recreated(tmp_path: P
         await got.wait_for(4)
     assert got.ns == [0, 1, 2, 9]
     assert bridge.transport.resets == 1  # type: ignore[attr-defined]
-
-
-async def test_durable_consumer_gets_again_what_a_crash_left_unfinished(tmp_path: Path) -> None:
-    db = tmp_path / "events.db"
-    started = anyio.Event()
-    first = Collector()
-
-    async def stuck(event: Ping) -> None:
-        if event.n == 2:
-            started.set()
-            await anyio.sleep_forever()
-
-    with anyio.CancelScope() as crash:
-        async with SQLiteEventBridge(db, poll_interval=FAST, consumer="w") as bridge:
-            bridge.on(Ping, first)
-            bridge.on(Ping, stuck)
-            async with SQLiteEventBridge(db, poll_interval=FAST) as out:
-                for n in (1, 2, 3):
-                    await out.emit(Ping(n=n))
-            await started.wait()
-            crash.cancel()  # event 2 never finishes, event 3 never starts
-    assert first.ns == [1, 2]
-    again = Collector()
-    async with SQLiteEventBridge(db, poll_interval=FAST, consumer="w") as bridge:
-        bridge.on(Ping, again)
-        await again.wait_for(2)
-    assert again.ns == [2, 3]  # at-least-once: 2 comes again, 1 (finished) does not
