@@ -176,7 +176,6 @@ class TestLoops:
         assert len(on_b.events) == 1
         assert hub.sent == 2
 
-
     async def test_three_processes_on_a_shared_channel_handle_each_event_once(self) -> None:
         """Every hop resets the id, so the echoes B and C send back are new messages; the event's own
         identity (type, creation time, first bus) still shows they are copies."""
