@@ -16,7 +16,6 @@ import asyncio  # backend-specific on purpose: see the module docstring
 import contextlib
 import threading
 from collections.abc import Callable, Coroutine
-from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -42,7 +41,6 @@ class AsyncioHost:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._token: anyio.lowlevel.EventLoopToken | None = None
-        self._caller_thread = 0
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -66,7 +64,6 @@ class AsyncioHost:
             loop.run_forever()
 
         self._token = anyio.lowlevel.current_token()
-        self._caller_thread = threading.get_ident()
         self._thread = threading.Thread(target=serve, name=self.name, daemon=True)
         self._thread.start()
         await anyio.to_thread.run_sync(started.wait)
@@ -99,23 +96,30 @@ class AsyncioHost:
             return await fn(*args)
         loop = self.loop
         done = anyio.Event()
-        token, caller = self._token, self._caller_thread
+        token = self._token
+        tasks: list[asyncio.Task[T]] = []
 
-        def wake(_: Future[T]) -> None:
-            if threading.get_ident() == caller:
-                done.set()  # cancelled from the caller's side: the callback runs right there
-            else:
-                with contextlib.suppress(anyio.RunFinishedError):
-                    anyio.from_thread.run_sync(done.set, token=token)
+        def finished(task: asyncio.Task[T]) -> None:  # on the client loop
+            if not task.cancelled():
+                task.exception()  # retrieved here, so an abandoned task never logs "never retrieved"
+            with contextlib.suppress(anyio.RunFinishedError):
+                anyio.from_thread.run_sync(done.set, token=token)
 
-        future = asyncio.run_coroutine_threadsafe(fn(*args), loop)
-        future.add_done_callback(wake)
+        def start() -> None:  # on the client loop
+            task = loop.create_task(fn(*args))
+            task.add_done_callback(finished)
+            tasks.append(task)
+
+        loop.call_soon_threadsafe(start)
         try:
             await done.wait()
         except BaseException:
-            future.cancel()
+            loop.call_soon_threadsafe(lambda: tasks and tasks[0].cancel())
             raise
-        return future.result()
+        (task,) = tasks
+        if task.cancelled():
+            raise RuntimeError(f"{self.name}: the client loop cancelled {fn!r}")
+        return task.result()
 
 
 async def _cancel_remaining_tasks() -> None:

@@ -71,7 +71,7 @@ class NATSTransport:
         durable: str | None = None,
         deliver: str = "new",
         ack_wait: float = 30.0,
-        buffer: int = 256,
+        buffer: int = 8192,
         batch: int = 64,
         send_timeout: float = 10.0,
         fetch_timeout: float = 1.0,
