@@ -90,6 +90,7 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
         asyncpg.CannotConnectNowError,
         asyncpg.AdminShutdownError,
         asyncpg.InvalidCachedStatementError,  # another writer added a column: asyncpg re-prepares on retry
+        asyncpg.InternalClientError,  # a connection left mid-operation by an outage: use a fresh one
     )
 
 

@@ -8,8 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import anyio.to_thread
+from servers import Server
 
-from bubus_anyio import BaseEvent
+from bubus_anyio import BaseEvent, EventBus
+from bubus_anyio.bridges import EventBridge
 
 
 class LivePing(BaseEvent[None]):
@@ -52,3 +55,124 @@ async def eventually(
     with anyio.fail_after(timeout):
         while not await check():  # noqa: ASYNC110 - the condition lives in another process
             await anyio.sleep(every)
+
+
+# ---------------------------------------------------------------------- scenarios every server bridge passes
+# `make(**options)` returns a new bridge on the same channel/subject/table each time it is called.
+Make = Callable[..., EventBridge]
+
+
+async def round_trip(make: Make, prefix: str) -> BaseEvent[Any]:
+    """Bus A -> bridge -> server -> bridge -> bus B; returns the event B's handler got."""
+    got = Counted()
+    async with (
+        EventBus(f"{prefix}A") as bus_a,
+        EventBus(f"{prefix}B") as bus_b,
+        make() as out,
+        make() as into,
+    ):
+        bus_a.on("*", out.emit)
+        into.on("*", bus_b.emit)
+        bus_b.on(LivePing, got)
+        bus_a.emit(LivePing(n=7))
+        await got.wait_for({7})
+    event = got.events[0]
+    assert isinstance(event, LivePing) and event.n == 7
+    assert event.event_path[0].startswith(f"{prefix}A#")
+    assert any(label.startswith(f"{prefix}B#") for label in event.event_path)
+    return event
+
+
+async def loop_safe(make: Make, prefix: str) -> None:
+    """Both buses wired both ways on one channel: each handler runs once, each side sends once."""
+    on_a, on_b = Counted(), Counted()
+    async with (
+        EventBus(f"{prefix}A") as bus_a,
+        EventBus(f"{prefix}B") as bus_b,
+        make() as bridge_a,
+        make() as bridge_b,
+    ):
+        for bus, bridge, seen in ((bus_a, bridge_a, on_a), (bus_b, bridge_b, on_b)):
+            bus.on("*", bridge.emit)
+            bridge.on("*", bus.emit)
+            bus.on(LivePing, seen)
+        bus_a.emit(LivePing(n=1))
+        await on_b.wait_for({1})
+
+        async def settled() -> bool:  # each bridge got A's copy and B's forwarded copy
+            return bridge_a.statistics().received >= 2 and bridge_b.statistics().received >= 2
+
+        await eventually(settled)
+        await bus_a.wait_until_idle()
+        await bus_b.wait_until_idle()
+        # A sent it once, B forwarded it once, and both copies stopped at the buses already in the path
+        assert (bridge_a.statistics().sent, bridge_b.statistics().sent) == (1, 1)
+        assert on_a.seen[1] == 1 and on_b.seen[1] == 1
+
+
+async def reconnects_after_restart(server: Server, make: Make) -> None:
+    """Fire-and-forget: after the broker is killed and started again, events flow again by themselves
+    (what is sent before the reader is back is lost: keep sending, bounded, until one arrives)."""
+    got = Counted()
+    async with make() as out, make() as into:
+        into.on(LivePing, got)
+        await out.emit(LivePing(n=0))
+        await got.wait_for({0})
+        await anyio.to_thread.run_sync(server.kill)
+        await anyio.to_thread.run_sync(server.start)
+        n = 0
+
+        async def arrived() -> bool:
+            nonlocal n
+            n += 1
+            await out.emit(LivePing(n=n))
+            return len(got.seen) > 1
+
+        await eventually(arrived, timeout=30, every=0.1)
+
+
+async def redelivered_after_crash(make_consumer: Make, make_producer: Make) -> None:
+    """Durable: an event whose handler never finished (the process dies) comes to the next consumer of
+    the same name, once."""
+    started, got = anyio.Event(), Counted()
+
+    async def never_finishes(event: LivePing) -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    with anyio.CancelScope() as crash:
+        async with make_consumer() as first, make_producer() as producer:
+            first.on(LivePing, never_finishes)
+            await producer.emit(LivePing(n=5))
+            with anyio.fail_after(10):
+                await started.wait()
+            crash.cancel()  # the process dies before the handler finished: nothing acknowledged
+    async with make_consumer() as second:
+        second.on(LivePing, got)
+        await got.wait_for({5})
+    assert got.seen[5] == 1
+
+
+async def restart_mid_stream(
+    server: Server, make_consumer: Make, make_producer: Make, total: int = 60
+) -> None:
+    """Durable: kill the broker after half the events, send the rest while it comes back: every event is
+    handled, none twice."""
+    got = Counted()
+    async with make_consumer() as consumer, make_producer() as producer:
+        consumer.on(LivePing, got)
+        for n in range(total // 2):
+            await producer.emit(LivePing(n=n))
+        await got.wait_for({0})
+        await anyio.to_thread.run_sync(server.kill)  # mid-stream: some read, some acknowledged, some not
+        async with anyio.create_task_group() as tg:
+
+            async def rest() -> None:
+                for n in range(total // 2, total):  # each send waits (bounded) while the broker is down
+                    await producer.emit(LivePing(n=n))
+
+            tg.start_soon(rest)
+            await anyio.to_thread.run_sync(server.start)
+        await got.wait_for(total, timeout=40)
+    assert set(got.seen) == set(range(total))
+    assert got.duplicates() == {}

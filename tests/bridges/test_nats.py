@@ -17,9 +17,18 @@ import anyio.to_thread
 import nats
 import pytest
 import servers
-from _live import Counted, LivePing, eventually, unique
+from _live import (
+    Counted,
+    LivePing,
+    eventually,
+    loop_safe,
+    reconnects_after_restart,
+    redelivered_after_crash,
+    restart_mid_stream,
+    round_trip,
+    unique,
+)
 
-from bubus_anyio import EventBus
 from bubus_anyio.bridges import BridgeConnectError, NATSEventBridge
 from bubus_anyio.bridges._asyncio_host import AsyncioHost
 from bubus_anyio.bridges._nats import stream_name_for
@@ -68,20 +77,8 @@ class TestOptions:
 
 class TestCore:
     async def test_round_trip_between_two_buses(self, nats_url: str) -> None:
-        subject, got = unique("rt"), Counted()
-        async with (
-            EventBus("NatsA") as bus_a,
-            EventBus("NatsB") as bus_b,
-            NATSEventBridge(nats_url, subject) as out,
-            NATSEventBridge(nats_url, subject) as into,
-        ):
-            bus_a.on("*", out.emit)
-            into.on("*", bus_b.emit)
-            bus_b.on(LivePing, got)
-            bus_a.emit(LivePing(n=7))
-            await got.wait_for({7})
-        event = got.events[0]
-        assert isinstance(event, LivePing) and event.event_path[0].startswith("NatsA#")
+        subject = unique("rt")
+        await round_trip(lambda **o: NATSEventBridge(nats_url, subject, **o), "Nats")
 
     async def test_wire_is_upstream_shape(self, nats_url: str) -> None:
         subject = unique("wire")
@@ -104,28 +101,8 @@ class TestCore:
         assert getattr(got.events[0], "text") == upstream["text"]  # noqa: B009 - a payload extra
 
     async def test_loop_safe_both_ways(self, nats_url: str) -> None:
-        subject, on_a, on_b = unique("loop"), Counted(), Counted()
-        async with (
-            EventBus("NLoopA") as bus_a,
-            EventBus("NLoopB") as bus_b,
-            NATSEventBridge(nats_url, subject) as bridge_a,
-            NATSEventBridge(nats_url, subject) as bridge_b,
-        ):
-            for bus, bridge, seen in ((bus_a, bridge_a, on_a), (bus_b, bridge_b, on_b)):
-                bus.on("*", bridge.emit)
-                bridge.on("*", bus.emit)
-                bus.on(LivePing, seen)
-            bus_a.emit(LivePing(n=1))
-            await on_b.wait_for({1})
-
-            async def settled() -> bool:
-                return bridge_a.statistics().received >= 2 and bridge_b.statistics().received >= 2
-
-            await eventually(settled)
-            await bus_a.wait_until_idle()
-            await bus_b.wait_until_idle()
-            assert (bridge_a.statistics().sent, bridge_b.statistics().sent) == (1, 1)
-            assert on_a.seen[1] == 1 and on_b.seen[1] == 1
+        subject = unique("loop")
+        await loop_safe(lambda **o: NATSEventBridge(nats_url, subject, **o), "NLoop")
 
     async def test_malformed_messages_are_logged_and_skipped(
         self, nats_url: str, caplog: pytest.LogCaptureFixture
@@ -149,23 +126,8 @@ class TestCore:
     async def test_reconnects_by_itself_after_broker_restart(
         self, private_server: Callable[[str], servers.Server]
     ) -> None:
-        server = private_server("nats")
-        subject, got = unique("re"), Counted()
-        async with NATSEventBridge(server.url, subject) as out, NATSEventBridge(server.url, subject) as into:
-            into.on(LivePing, got)
-            await out.emit(LivePing(n=0))
-            await got.wait_for({0})
-            await anyio.to_thread.run_sync(server.kill)
-            await anyio.to_thread.run_sync(server.start)
-            n = 0
-
-            async def arrived() -> bool:  # core NATS: what is published during the outage is lost
-                nonlocal n
-                n += 1
-                await out.emit(LivePing(n=n))
-                return len(got.seen) > 1
-
-            await eventually(arrived, every=0.1)
+        server, subject = private_server("nats"), unique("re")
+        await reconnects_after_restart(server, lambda **o: NATSEventBridge(server.url, subject, **o))
 
 
 class TestJetStream:
@@ -204,56 +166,24 @@ class TestJetStream:
 
     async def test_unfinished_event_is_redelivered_to_the_next_consumer(self, nats_url: str) -> None:
         subject, durable = unique("crash"), unique("d")
-        started, got = anyio.Event(), Counted()
         options: dict[str, Any] = {"jetstream": True, "fetch_timeout": 0.2, "ack_wait": 1.0}
-
-        async def never_finishes(event: LivePing) -> None:
-            started.set()
-            await anyio.sleep_forever()
-
-        with anyio.CancelScope() as crash:
-            async with (
-                NATSEventBridge(nats_url, subject, name=durable, **options) as first,
-                NATSEventBridge(nats_url, subject, **options) as producer,
-            ):
-                first.on(LivePing, never_finishes)
-                await producer.emit(LivePing(n=5))
-                with anyio.fail_after(10):
-                    await started.wait()
-                crash.cancel()
-        async with NATSEventBridge(nats_url, subject, name=durable, **options) as second:
-            second.on(LivePing, got)
-            await got.wait_for({5})
-        assert got.seen[5] == 1
+        await redelivered_after_crash(
+            lambda: NATSEventBridge(nats_url, subject, name=durable, **options),
+            lambda: NATSEventBridge(nats_url, subject, **options),
+        )
 
     async def test_broker_restart_mid_stream_loses_nothing_and_repeats_nothing(
         self, private_server: Callable[[str], servers.Server]
     ) -> None:
-        server = private_server("nats")
-        subject, durable, got, total = unique("durable"), unique("d"), Counted(), 60
+        server, subject, durable = private_server("nats"), unique("durable"), unique("d")
         options: dict[str, Any] = {
             "jetstream": True,
             "fetch_timeout": 0.2,
             "ack_wait": 2.0,
             "send_timeout": 20.0,
         }
-        async with (
-            NATSEventBridge(server.url, subject, name=durable, **options) as consumer,
-            NATSEventBridge(server.url, subject, **options) as producer,
-        ):
-            consumer.on(LivePing, got)
-            for n in range(total // 2):
-                await producer.emit(LivePing(n=n))
-            await got.wait_for({0})
-            await anyio.to_thread.run_sync(server.kill)
-            async with anyio.create_task_group() as tg:
-
-                async def rest() -> None:
-                    for n in range(total // 2, total):
-                        await producer.emit(LivePing(n=n))
-
-                tg.start_soon(rest)
-                await anyio.to_thread.run_sync(server.start)
-            await got.wait_for(total, timeout=40)
-        assert set(got.seen) == set(range(total))
-        assert got.duplicates() == {}
+        await restart_mid_stream(
+            server,
+            lambda: NATSEventBridge(server.url, subject, name=durable, **options),
+            lambda: NATSEventBridge(server.url, subject, **options),
+        )

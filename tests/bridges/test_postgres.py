@@ -16,9 +16,18 @@ import anyio.to_thread
 import asyncpg
 import pytest
 import servers
-from _live import Counted, LivePing, eventually, unique
+from _live import (
+    Counted,
+    LivePing,
+    eventually,
+    loop_safe,
+    reconnects_after_restart,
+    redelivered_after_crash,
+    restart_mid_stream,
+    round_trip,
+    unique,
+)
 
-from bubus_anyio import EventBus
 from bubus_anyio.bridges import BridgeConnectError, PostgresEventBridge
 from bubus_anyio.bridges._asyncio_host import AsyncioHost
 from bubus_anyio.bridges._postgres import parse_table_url
@@ -78,20 +87,8 @@ class TestUrl:
 
 class TestListenNotify:
     async def test_round_trip_between_two_buses(self, postgres_url: str) -> None:
-        url, got = f"{postgres_url}/{unique('rt')}", Counted()
-        async with (
-            EventBus("PgA") as bus_a,
-            EventBus("PgB") as bus_b,
-            PostgresEventBridge(url) as out,
-            PostgresEventBridge(url) as into,
-        ):
-            bus_a.on("*", out.emit)
-            into.on("*", bus_b.emit)
-            bus_b.on(LivePing, got)
-            bus_a.emit(LivePing(n=7))
-            await got.wait_for({7})
-        event = got.events[0]
-        assert isinstance(event, LivePing) and event.event_path[0].startswith("PgA#")
+        url = f"{postgres_url}/{unique('rt')}"
+        await round_trip(lambda **o: PostgresEventBridge(url, **o), "Pg")
 
     async def test_row_and_notification_are_upstream_shape(self, postgres_url: str) -> None:
         table, channel = unique("wire"), unique("ch")
@@ -128,28 +125,8 @@ class TestListenNotify:
             await got.wait_for({9})
 
     async def test_loop_safe_both_ways(self, postgres_url: str) -> None:
-        url, on_a, on_b = f"{postgres_url}/{unique('loop')}", Counted(), Counted()
-        async with (
-            EventBus("PLoopA") as bus_a,
-            EventBus("PLoopB") as bus_b,
-            PostgresEventBridge(url) as bridge_a,
-            PostgresEventBridge(url) as bridge_b,
-        ):
-            for bus, bridge, seen in ((bus_a, bridge_a, on_a), (bus_b, bridge_b, on_b)):
-                bus.on("*", bridge.emit)
-                bridge.on("*", bus.emit)
-                bus.on(LivePing, seen)
-            bus_a.emit(LivePing(n=1))
-            await on_b.wait_for({1})
-
-            async def settled() -> bool:
-                return bridge_a.statistics().received >= 2 and bridge_b.statistics().received >= 2
-
-            await eventually(settled)
-            await bus_a.wait_until_idle()
-            await bus_b.wait_until_idle()
-            assert (bridge_a.statistics().sent, bridge_b.statistics().sent) == (1, 1)
-            assert on_a.seen[1] == 1 and on_b.seen[1] == 1
+        url = f"{postgres_url}/{unique('loop')}"
+        await loop_safe(lambda **o: PostgresEventBridge(url, **o), "PLoop")
 
     async def test_malformed_rows_are_logged_and_skipped(
         self, postgres_url: str, caplog: pytest.LogCaptureFixture
@@ -180,22 +157,8 @@ class TestListenNotify:
         self, private_server: Callable[[str], servers.Server]
     ) -> None:
         server = private_server("postgres")
-        url, got = f"{server.url}/{unique('re')}", Counted()
-        async with PostgresEventBridge(url, send_timeout=30) as out, PostgresEventBridge(url) as into:
-            into.on(LivePing, got)
-            await out.emit(LivePing(n=0))
-            await got.wait_for({0})
-            await anyio.to_thread.run_sync(server.kill)
-            await anyio.to_thread.run_sync(server.start)
-            n = 0
-
-            async def arrived() -> bool:  # LISTEN/NOTIFY: what is notified during the outage is lost
-                nonlocal n
-                n += 1
-                await out.emit(LivePing(n=n))
-                return len(got.seen) > 1
-
-            await eventually(arrived, timeout=30, every=0.2)
+        url = f"{server.url}/{unique('re')}"
+        await reconnects_after_restart(server, lambda **o: PostgresEventBridge(url, send_timeout=30, **o))
 
 
 class TestDurable:
@@ -238,52 +201,21 @@ class TestDurable:
 
     async def test_unfinished_event_is_read_again_by_the_next_consumer(self, postgres_url: str) -> None:
         url, consumer = f"{postgres_url}/{unique('crash')}", unique("c")
-        started, got = anyio.Event(), Counted()
-
-        async def never_finishes(event: LivePing) -> None:
-            started.set()
-            await anyio.sleep_forever()
-
-        with anyio.CancelScope() as crash:
-            async with (
-                PostgresEventBridge(url, durable=True, name=consumer, poll_interval=0.2) as first,
-                PostgresEventBridge(url) as writer,
-            ):
-                first.on(LivePing, never_finishes)
-                await writer.emit(LivePing(n=5))
-                with anyio.fail_after(10):
-                    await started.wait()
-                crash.cancel()
-        async with PostgresEventBridge(url, durable=True, name=consumer, poll_interval=0.2) as second:
-            second.on(LivePing, got)
-            await got.wait_for({5})
-        assert got.seen[5] == 1
+        await redelivered_after_crash(
+            lambda: PostgresEventBridge(url, durable=True, name=consumer, poll_interval=0.2),
+            lambda: PostgresEventBridge(url),
+        )
 
     async def test_server_restart_mid_stream_loses_nothing_and_repeats_nothing(
         self, private_server: Callable[[str], servers.Server]
     ) -> None:
         server = private_server("postgres")
-        url, consumer, got, total = f"{server.url}/{unique('durable')}", unique("c"), Counted(), 60
-        async with (
-            PostgresEventBridge(url, durable=True, name=consumer, poll_interval=0.2) as reader,
-            PostgresEventBridge(url, send_timeout=30) as writer,
-        ):
-            reader.on(LivePing, got)
-            for n in range(total // 2):
-                await writer.emit(LivePing(n=n))
-            await got.wait_for({0})
-            await anyio.to_thread.run_sync(server.kill)
-            async with anyio.create_task_group() as tg:
-
-                async def rest() -> None:
-                    for n in range(total // 2, total):
-                        await writer.emit(LivePing(n=n))
-
-                tg.start_soon(rest)
-                await anyio.to_thread.run_sync(server.start)
-            await got.wait_for(total, timeout=40)
-        assert set(got.seen) == set(range(total))
-        assert got.duplicates() == {}
+        url, consumer = f"{server.url}/{unique('durable')}", unique("c")
+        await restart_mid_stream(
+            server,
+            lambda: PostgresEventBridge(url, durable=True, name=consumer, poll_interval=0.2),
+            lambda: PostgresEventBridge(url, send_timeout=30),
+        )
 
 
 async def _now(value: bool) -> bool:

@@ -16,9 +16,18 @@ import anyio.to_thread
 import coredis
 import pytest
 import servers
-from _live import Counted, LivePing, eventually, unique
+from _live import (
+    Counted,
+    LivePing,
+    eventually,
+    loop_safe,
+    reconnects_after_restart,
+    redelivered_after_crash,
+    restart_mid_stream,
+    round_trip,
+    unique,
+)
 
-from bubus_anyio import EventBus
 from bubus_anyio.bridges import BridgeConnectError, RedisEventBridge
 from bubus_anyio.bridges._redis import INIT_KEY, parse_redis_url
 
@@ -85,23 +94,8 @@ class TestUrl:
 
 class TestPubSub:
     async def test_round_trip_between_two_buses(self, redis_url: str) -> None:
-        channel, got = unique("rt"), Counted()
-        async with (
-            EventBus("RedisA") as bus_a,
-            EventBus("RedisB") as bus_b,
-            RedisEventBridge(redis_url, channel) as out,
-            RedisEventBridge(redis_url, channel) as into,
-        ):
-            bus_a.on("*", out.emit)
-            into.on("*", bus_b.emit)
-            bus_b.on(LivePing, got)
-            bus_a.emit(LivePing(n=7))
-            await got.wait_for({7})
-            event = got.events[0]
-            assert isinstance(event, LivePing) and event.n == 7
-            assert event.event_path[0].startswith("RedisA#") and any(
-                p.startswith("RedisB#") for p in event.event_path
-            )
+        channel = unique("rt")
+        await round_trip(lambda **o: RedisEventBridge(redis_url, channel, **o), "Redis")
 
     async def test_wire_is_upstream_shape(self, redis_url: str) -> None:
         channel = unique("wire")
@@ -130,29 +124,8 @@ class TestPubSub:
         assert getattr(event, "text") == upstream["text"]  # noqa: B009 - a payload extra
 
     async def test_loop_safe_both_ways(self, redis_url: str) -> None:
-        channel, on_a, on_b = unique("loop"), Counted(), Counted()
-        async with (
-            EventBus("LoopA") as bus_a,
-            EventBus("LoopB") as bus_b,
-            RedisEventBridge(redis_url, channel) as bridge_a,
-            RedisEventBridge(redis_url, channel) as bridge_b,
-        ):
-            for bus, bridge, seen in ((bus_a, bridge_a, on_a), (bus_b, bridge_b, on_b)):
-                bus.on("*", bridge.emit)
-                bridge.on("*", bus.emit)
-                bus.on(LivePing, seen)
-            bus_a.emit(LivePing(n=1))
-            await on_b.wait_for({1})
-
-            async def settled() -> bool:
-                return bridge_a.statistics().received >= 2 and bridge_b.statistics().received >= 2
-
-            await eventually(settled)
-            await bus_a.wait_until_idle()
-            await bus_b.wait_until_idle()
-            # A sent it once, B forwarded it once, and both copies stopped at the buses already in the path
-            assert (bridge_a.statistics().sent, bridge_b.statistics().sent) == (1, 1)
-            assert on_a.seen[1] == 1 and on_b.seen[1] == 1
+        channel = unique("loop")
+        await loop_safe(lambda **o: RedisEventBridge(redis_url, channel, **o), "RLoop")
 
     async def test_malformed_messages_are_logged_and_skipped(
         self, redis_url: str, caplog: pytest.LogCaptureFixture
@@ -176,28 +149,8 @@ class TestPubSub:
     async def test_subscriber_reconnects_after_broker_restart(
         self, private_server: Callable[[str], servers.Server]
     ) -> None:
-        server = private_server("redis")
-        channel, got = unique("re"), Counted()
-        async with (
-            RedisEventBridge(server.url, channel) as out,
-            RedisEventBridge(server.url, channel) as into,
-        ):
-            into.on(LivePing, got)
-            await out.emit(LivePing(n=0))
-            await got.wait_for({0})
-            await anyio.to_thread.run_sync(server.kill)
-            await anyio.to_thread.run_sync(server.start)
-            # fire-and-forget: what is published before the subscriber is back is lost; keep publishing
-            # (bounded) until one arrives to show the subscriber came back by itself
-            n = 0
-
-            async def arrived() -> bool:
-                nonlocal n
-                n += 1
-                await out.emit(LivePing(n=n))
-                return len(got.seen) > 1
-
-            await eventually(arrived, every=0.1)
+        server, channel = private_server("redis"), unique("re")
+        await reconnects_after_restart(server, lambda **o: RedisEventBridge(server.url, channel, **o))
 
 
 class TestStreams:
@@ -234,56 +187,21 @@ class TestStreams:
 
     async def test_unfinished_event_is_redelivered_to_the_next_consumer(self, redis_url: str) -> None:
         channel, group = unique("crash"), unique("g")
-        started, got = anyio.Event(), Counted()
-
-        async def never_finishes(event: LivePing) -> None:
-            started.set()
-            await anyio.sleep_forever()
-
-        with anyio.CancelScope() as crash:
-            async with (
-                RedisEventBridge(redis_url, channel, mode="stream", name=group, block=0.1) as first,
-                RedisEventBridge(redis_url, channel, mode="stream", block=0.1) as producer,
-            ):
-                first.on(LivePing, never_finishes)
-                await producer.emit(LivePing(n=5))
-                with anyio.fail_after(10):
-                    await started.wait()
-                crash.cancel()  # the process dies before the handler finished: no XACK
-        async with RedisEventBridge(redis_url, channel, mode="stream", name=group, block=0.1) as second:
-            second.on(LivePing, got)
-            await got.wait_for({5})
-        assert got.seen[5] == 1
+        options: dict[str, Any] = {"mode": "stream", "block": 0.1}
+        await redelivered_after_crash(
+            lambda: RedisEventBridge(redis_url, channel, name=group, **options),
+            lambda: RedisEventBridge(redis_url, channel, **options),
+        )
 
     async def test_broker_restart_mid_stream_loses_nothing_and_repeats_nothing(
         self, private_server: Callable[[str], servers.Server]
     ) -> None:
-        server = private_server("redis")
-        channel, group, got, total = unique("durable"), unique("g"), Counted(), 60
+        server, channel, group = private_server("redis"), unique("durable"), unique("g")
         options: dict[str, Any] = {"mode": "stream", "block": 0.1, "send_timeout": 20.0}
-        async with (
-            RedisEventBridge(server.url, channel, name=group, **options) as consumer,
-            RedisEventBridge(server.url, channel, **options) as producer,
-        ):
-            consumer.on(LivePing, got)
-            for n in range(total // 2):
-                await producer.emit(LivePing(n=n))
-            await got.wait_for({0})
-            await anyio.to_thread.run_sync(server.kill)  # mid-stream: some read, some acked, some not
-            async with anyio.create_task_group() as tg:
-
-                async def rest() -> None:
-                    for n in range(total // 2, total):  # waits (bounded) while Redis is down
-                        await producer.emit(LivePing(n=n))
-
-                tg.start_soon(rest)
-                await anyio.to_thread.run_sync(server.start)
-            await got.wait_for(total, timeout=30)
-            async with raw_client(server.url) as client:
-
-                async def all_acked() -> bool:
-                    return (await client.xpending(channel, group)).pending == 0
-
-                await eventually(all_acked)
-        assert set(got.seen) == set(range(total))
-        assert got.duplicates() == {}
+        await restart_mid_stream(
+            server,
+            lambda: RedisEventBridge(server.url, channel, name=group, **options),
+            lambda: RedisEventBridge(server.url, channel, **options),
+        )
+        async with raw_client(server.url) as client:
+            assert (await client.xpending(channel, group)).pending == 0
