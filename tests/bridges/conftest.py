@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator
 import pytest
 import servers
 
-_MISSING: dict[str, str] = {}
-
 
 def _server_url(kind: str, request: pytest.FixtureRequest) -> Iterator[str]:
     url = os.environ.get(servers.ENV_URLS[kind])
@@ -27,13 +25,7 @@ def _server_url(kind: str, request: pytest.FixtureRequest) -> Iterator[str]:
     if entry is not None:
         yield str(entry["url"])
         return
-    try:
-        server = servers.Server(kind).start()
-    except servers.ServerUnavailable as exc:
-        _MISSING[kind] = str(exc)
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true and the {kind} server is missing: {exc}", pytrace=False)
-        pytest.skip(f"SERVER MISSING: {exc}")
+    server = servers.start_or_skip(kind)
     try:
         yield server.url
     finally:
@@ -61,13 +53,7 @@ def private_server() -> Iterator[Callable[[str], servers.Server]]:
     started: list[servers.Server] = []
 
     def start(kind: str) -> servers.Server:
-        try:
-            server = servers.Server(kind).start()
-        except servers.ServerUnavailable as exc:
-            _MISSING[kind] = str(exc)
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(f"CI=true and the {kind} server is missing: {exc}", pytrace=False)
-            pytest.skip(f"SERVER MISSING: {exc}")
+        server = servers.start_or_skip(kind)
         started.append(server)
         return server
 
@@ -87,9 +73,9 @@ def _collect_client_leaks() -> Iterator[None]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _MISSING:
+    if servers.MISSING:
         terminalreporter.write_sep(
             "!", "BRIDGE SERVERS MISSING: their tests were SKIPPED", red=True, bold=True
         )
-        for kind, why in sorted(_MISSING.items()):
+        for kind, why in sorted(servers.MISSING.items()):
             terminalreporter.write_line(f"  {kind}: {why}", red=True)

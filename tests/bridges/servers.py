@@ -345,6 +345,25 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+# -- for the test fixtures ---------------------------------------------------------------------------------
+MISSING: dict[str, str] = {}  # kind -> why it could not start; the test run's summary lists these
+
+
+def start_or_skip(kind: str) -> Server:
+    """Start a server of ``kind`` for a test. When its binary is missing the test is skipped (and the run's
+    summary says so), except with CI=true, where it fails: CI installs every server, so a missing one is
+    a broken CI, not a reason to skip."""
+    import pytest
+
+    try:
+        return Server(kind).start()
+    except ServerUnavailable as exc:
+        MISSING[kind] = str(exc)
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and the {kind} server is missing: {exc}", pytrace=False)
+        pytest.skip(f"SERVER MISSING: {exc}")
+
+
 # -- the state file (shared by .ci/servers.sh, the test fixtures and the benchmark) ---------------------------
 def read_state(path: Path = DEFAULT_STATE) -> dict[str, dict[str, object]]:
     """Live servers recorded in the state file (entries whose PID is gone are left out)."""
