@@ -347,6 +347,7 @@ def _reap(pid: int) -> None:
 
 # -- for the test fixtures ---------------------------------------------------------------------------------
 MISSING: dict[str, str] = {}  # kind -> why it could not start; the test run's summary lists these
+LEAKS_PENDING = False  # a test may have left coredis' unclosed streams behind (see conftest.py)
 
 
 def start_or_skip(kind: str) -> Server:
