@@ -26,10 +26,10 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import anyio
-from anyio.abc import ByteStream, TaskGroup, TaskStatus
-from anyio.streams.buffered import BufferedByteReceiveStream
+from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._resp import RespError, Subscriber
 from ._session import SessionBridge
 from ._transport import Backoff, BridgeConnectError, BridgeSendError, Delivery
 
@@ -327,12 +327,12 @@ class RedisTransport:
                     )
                     await backoff.wait()
 
-    async def _open_subscriber(self) -> _Subscriber:
+    async def _open_subscriber(self) -> Subscriber:
         o = self.options
         tls = ssl.create_default_context() if o["ssl"] else None
         with anyio.fail_after(5):
             stream = await anyio.connect_tcp(o["host"], o["port"], ssl_context=tls, tls=tls is not None)
-            subscriber = _Subscriber(stream)
+            subscriber = Subscriber(stream)
             try:
                 if o["password"] is not None:
                     auth = [
@@ -438,68 +438,6 @@ class RedisTransport:
     async def _ack(self, entry_id: bytes) -> None:
         """XACK, retried through an outage like a send (XACK is idempotent)."""
         await self._retrying("ack", self._client.xack, self.stream, self.group, [entry_id])
-
-
-class RespError(Exception):
-    """Redis answered a subscriber command with an error reply."""
-
-
-class _Subscriber:
-    """A minimal RESP2 pub/sub connection: send commands, iterate ``message`` payloads as bytes."""
-
-    def __init__(self, stream: ByteStream) -> None:
-        self.stream = stream
-        self.reader = BufferedByteReceiveStream(stream)
-
-    async def __aenter__(self) -> _Subscriber:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stream.aclose()
-
-    async def _write(self, *args: bytes) -> None:
-        frame = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
-        await self.stream.send(frame)
-
-    async def command(self, *args: bytes) -> Any:
-        await self._write(*args)
-        return await self._read()
-
-    async def subscribe(self, channel: bytes) -> None:
-        reply = await self.command(b"SUBSCRIBE", channel)
-        if not (isinstance(reply, list) and reply and reply[0] == b"subscribe"):
-            raise RespError(f"unexpected SUBSCRIBE reply {reply!r}")
-
-    async def _read(self) -> Any:
-        line = await self.reader.receive_until(b"\r\n", 1 << 20)
-        kind, rest = line[:1], line[1:]
-        if kind == b"+":
-            return rest
-        if kind == b"-":
-            raise RespError(rest.decode(errors="replace"))
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            size = int(rest)
-            if size < 0:
-                return None
-            data = await self.reader.receive_exactly(size + 2)
-            return data[:-2]
-        if kind == b"*":
-            count = int(rest)
-            return None if count < 0 else [await self._read() for _ in range(count)]
-        raise RespError(f"unexpected RESP frame {line[:50]!r}")
-
-    def __aiter__(self) -> _Subscriber:
-        return self
-
-    async def __anext__(self) -> bytes:
-        while True:
-            frame = await self._read()
-            if isinstance(frame, list) and len(frame) == 3 and frame[0] == b"message":  # pyright: ignore
-                body = frame[2]  # pyright: ignore[reportUnknownVariableType]
-                if isinstance(body, bytes):
-                    return body
 
 
 class RedisEventBridge(SessionBridge):
