@@ -176,3 +176,33 @@ async def restart_mid_stream(
         await got.wait_for(total, timeout=40)
     assert set(got.seen) == set(range(total))
     assert got.duplicates() == {}
+
+
+async def pushes_back(
+    make_consumer: Make, make_producer: Make, in_flight: Callable[[], Awaitable[int]]
+) -> int:
+    """Durable: while the consumer's handler is stuck, it takes only a bounded number of messages off the
+    broker (``in_flight()`` asks the broker how many it handed out unacknowledged); once the handler goes
+    on, every message is handled. Returns the largest ``in_flight()`` seen."""
+    total, release, got = 200, anyio.Event(), Counted()
+
+    async def stuck(event: LivePing) -> None:
+        await release.wait()
+        got(event)
+
+    highest = 0
+    async with make_consumer() as consumer, make_producer() as producer:
+        consumer.on(LivePing, stuck)
+        for n in range(total):
+            await producer.emit(LivePing(n=n))
+
+        async def some_taken() -> bool:
+            return await in_flight() > 0
+
+        await eventually(some_taken)
+        for _ in range(10):  # the broker lives in another process: look a few times
+            highest = max(highest, await in_flight())
+            await anyio.sleep(0.05)
+        release.set()
+        await got.wait_for(total, timeout=30)
+    return highest

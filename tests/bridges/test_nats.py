@@ -22,6 +22,7 @@ from _live import (
     LivePing,
     eventually,
     loop_safe,
+    pushes_back,
     reconnects_after_restart,
     redelivered_after_crash,
     restart_mid_stream,
@@ -163,6 +164,23 @@ class TestJetStream:
             await eventually(acked)
             stored = await raw.host.run(js.get_msg, stream_name_for(subject), 1)
             assert json.loads(stored.data)["n"] == 1
+
+    async def test_slow_consumer_leaves_the_rest_in_jetstream(self, nats_url: str) -> None:
+        subject, durable = unique("slow"), unique("d")
+        options: dict[str, Any] = {"jetstream": True, "fetch_timeout": 0.1, "batch": 4, "buffer": 4}
+        async with raw_client(nats_url) as raw:
+            js = raw.nc.jetstream()
+
+            async def delivered_unacked() -> int:
+                info = await raw.host.run(js.consumer_info, stream_name_for(subject), durable)
+                return int(info.num_ack_pending)
+
+            highest = await pushes_back(
+                lambda: NATSEventBridge(nats_url, subject, name=durable, inbound_buffer=2, **options),
+                lambda: NATSEventBridge(nats_url, subject, **options),
+                delivered_unacked,
+            )
+        assert 0 < highest <= 2 + 2 * 4  # in flight + the batch being handed over + one fetched ahead
 
     async def test_unfinished_event_is_redelivered_to_the_next_consumer(self, nats_url: str) -> None:
         subject, durable = unique("crash"), unique("d")

@@ -19,6 +19,7 @@ from _live import (
     LivePing,
     eventually,
     loop_safe,
+    pushes_back,
     reconnects_after_restart,
     redelivered_after_crash,
     restart_mid_stream,
@@ -179,6 +180,21 @@ class TestStreams:
             stored = await client.xrange(channel)
             assert [e.field_values[b"event"] for e in stored] != []
             assert json.loads(stored[0].field_values[b"event"])["n"] == 1
+
+    async def test_slow_consumer_leaves_the_rest_in_redis(self, redis_url: str) -> None:
+        channel, group = unique("slow"), unique("g")
+        options: dict[str, Any] = {"mode": "stream", "block": 0.1, "batch": 4, "buffer": 4}
+        async with raw_client(redis_url) as client:
+
+            async def delivered_unacked() -> int:
+                return int((await client.xpending(channel, group)).pending)
+
+            highest = await pushes_back(
+                lambda: RedisEventBridge(redis_url, channel, name=group, inbound_buffer=2, **options),
+                lambda: RedisEventBridge(redis_url, channel, **options),
+                delivered_unacked,
+            )
+        assert 0 < highest <= 2 + 4 + 2 * 4  # in flight + read-ahead + one batch being handed over
 
     async def test_unfinished_event_is_redelivered_to_the_next_consumer(self, redis_url: str) -> None:
         channel, group = unique("crash"), unique("g")
