@@ -23,6 +23,7 @@ from ._transport import BridgeFrameTooLargeError as BridgeFrameTooLargeError
 from ._transport import BridgeNotRunningError as BridgeNotRunningError
 from ._transport import BridgeSendError as BridgeSendError
 from ._transport import Delivery as Delivery
+from ._transport import Inbox as Inbox
 from ._transport import ServingTransport as ServingTransport
 from ._transport import Transport as Transport
 

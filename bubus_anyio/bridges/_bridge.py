@@ -171,6 +171,7 @@ class EventBridge:
         self._tg: TaskGroup | None = None
         self._read_scope: anyio.CancelScope | None = None
         self._send: MemoryObjectSendStream[_Pending] | None = None
+        self._receive: MemoryObjectReceiveStream[_Pending] | None = None
         self._reader_done = anyio.Event()
         self._slots: anyio.Semaphore | None = None
         # wire event_id -> the inbound event while unfinished, None once finished (LRU order)
@@ -251,8 +252,8 @@ class EventBridge:
             # bounded by the slots, not by the stream: a slot is taken before an event is emitted and given
             # back when it finished, so at most inbound_buffer inbound events are ever unfinished
             self._slots = anyio.Semaphore(self.inbound_buffer)
-            self._send, receive = anyio.create_memory_object_stream[_Pending](math.inf)
-            tg.start_soon(self._finish, receive)
+            self._send, self._receive = anyio.create_memory_object_stream[_Pending](math.inf)
+            tg.start_soon(self._finish, self._receive)
             if self.inbound_bus.handlers:  # listen now, so a bind error is raised by `async with`
                 self._read_scope = anyio.CancelScope()
                 await tg.start(self._read, self._send, self._read_scope)
@@ -265,6 +266,8 @@ class EventBridge:
                 await tg.__aexit__(type(exc), exc, exc.__traceback__)
             except BaseExceptionGroup as group:
                 raise _sole_error(group) from None
+            finally:
+                self._close_streams()
             raise _sole_error(exc) from None
         self._state = "running"
         return self
@@ -296,16 +299,25 @@ class EventBridge:
         with anyio.CancelScope(shield=True):
             await self.transport.aclose()
         self._state = "closed"
-        if error is not None:
-            await tg.__aexit__(type(error), error, error.__traceback__)
-            raise error
         try:
-            return await tg.__aexit__(exc_type, exc, tb)
-        except BaseExceptionGroup as group:
-            # only the body's own exception, wrapped by the task group: let it propagate unchanged
-            if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
-                return False
-            raise
+            if error is not None:
+                await tg.__aexit__(type(error), error, error.__traceback__)
+                raise error
+            try:
+                return await tg.__aexit__(exc_type, exc, tb)
+            except BaseExceptionGroup as group:
+                # only the body's own exception, wrapped by the task group: let it propagate unchanged
+                if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
+                    return False
+                raise
+        finally:
+            self._close_streams()
+
+    def _close_streams(self) -> None:
+        """Both ends of the inbound pipeline, in case a task that owned one never got to run."""
+        for stream in (self._send, self._receive):
+            if stream is not None:
+                stream.close()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run inside a task group you own: ``await tg.start(bridge.run)``; cancel the group to stop."""

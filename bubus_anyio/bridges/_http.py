@@ -24,10 +24,9 @@ from urllib.parse import urlsplit
 import anyio
 import orjson
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._bridge import EventBridge
-from ._transport import Backoff, BridgeConnectError, BridgeDecodeError, BridgeSendError, Delivery
+from ._transport import Backoff, BridgeConnectError, BridgeDecodeError, BridgeSendError, Delivery, Inbox
 
 try:
     import httpx
@@ -100,13 +99,12 @@ class HTTPTransport:
         self.max_body_bytes = max_body_bytes
         self.listening_url: str | None = None
         """The URL actually served once listening (with the real port)."""
-        self._inbox: tuple[MemoryObjectSendStream[bytes], MemoryObjectReceiveStream[bytes]] = (
-            anyio.create_memory_object_stream[bytes](buffer)
-        )
+        self._inbox = Inbox(buffer)
         self._client: httpx.AsyncClient | None = None
         self._closed = False
 
     async def connect(self) -> None:
+        self._inbox.open()
         if self.send_to is not None:
             self._client = httpx.AsyncClient(timeout=self.timeout)
 
@@ -188,7 +186,7 @@ class HTTPTransport:
             await _respond(send, 400, f"bad request: {error.reason}")
             return
         try:
-            await self._inbox[0].send(body)  # waits while the bridge is busy: backpressure to the sender
+            await self._inbox.put(body)  # waits while the bridge is busy: backpressure to the sender
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             await _respond(send, 500, "failed to process event")
             return
@@ -248,15 +246,14 @@ class HTTPTransport:
             sock.close()
 
     async def receive(self) -> AsyncIterator[Delivery]:
-        async for body in self._inbox[1]:
+        async for body in self._inbox.messages():
             yield Delivery(body)
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._inbox[0].close()
-        self._inbox[1].close()
+        self._inbox.close()
         if self._client is not None:
             with anyio.CancelScope(shield=True):
                 await self._client.aclose()

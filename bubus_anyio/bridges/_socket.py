@@ -26,10 +26,16 @@ from urllib.parse import urlsplit
 import anyio
 from anyio.abc import ByteStream, Listener, SocketAttribute, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._bridge import EventBridge
-from ._transport import Backoff, BridgeConnectError, BridgeFrameTooLargeError, BridgeSendError, Delivery
+from ._transport import (
+    Backoff,
+    BridgeConnectError,
+    BridgeFrameTooLargeError,
+    BridgeSendError,
+    Delivery,
+    Inbox,
+)
 
 __all__ = ["SocketEventBridge", "SocketTransport"]
 
@@ -96,9 +102,7 @@ class SocketTransport:
         """The address actually bound once listening (``tcp://host:port`` with the real port)."""
         self.connections = 0
         """Inbound connections accepted so far."""
-        self._inbox: tuple[MemoryObjectSendStream[bytes], MemoryObjectReceiveStream[bytes]] = (
-            anyio.create_memory_object_stream[bytes](buffer)
-        )
+        self._inbox = Inbox(buffer)
         self._stream: ByteStream | None = None
         self._send_lock = anyio.Lock()
         self._bound_path: Path | None = None
@@ -114,7 +118,8 @@ class SocketTransport:
         return _LENGTH.pack(len(body)) + body
 
     async def connect(self) -> None:
-        """Nothing to open yet: the sender connects on first ``send``, the listener in ``serve``."""
+        """Nothing to connect yet: the sender connects on first ``send``, the listener in ``serve``."""
+        self._inbox.open()
 
     # ------------------------------------------------------------------ sending
     async def _open(self) -> ByteStream:
@@ -203,7 +208,6 @@ class SocketTransport:
 
     async def _read_connection(self, stream: ByteStream) -> None:
         self.connections += 1
-        inbox = self._inbox[0]
         buffered = BufferedByteReceiveStream(stream)
         try:
             async with stream:
@@ -211,7 +215,7 @@ class SocketTransport:
                 while not last:
                     frame, last = await self._read_frame(buffered)
                     if frame.strip():
-                        await inbox.send(frame)
+                        await self._inbox.put(frame)
         except BridgeFrameTooLargeError as exc:
             logger.warning("%s: dropping a connection: %s: %s", self.address, type(exc).__name__, exc)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
@@ -239,7 +243,7 @@ class SocketTransport:
             return (bytes(stream.buffer) if self.framing == "newline" else b""), True
 
     async def receive(self) -> AsyncIterator[Delivery]:
-        async for frame in self._inbox[1]:
+        async for frame in self._inbox.messages():
             yield Delivery(frame)
 
     async def _unlink(self) -> None:
@@ -253,8 +257,7 @@ class SocketTransport:
             return
         self._closed = True
         await self._drop_stream()
-        self._inbox[0].close()
-        self._inbox[1].close()
+        self._inbox.close()
         await self._unlink()
 
 

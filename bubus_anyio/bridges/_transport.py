@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 import anyio
 import attrs
 from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from bubus_anyio import EventBusError
 
@@ -30,6 +31,7 @@ __all__ = [
     "BridgeNotRunningError",
     "BridgeSendError",
     "Delivery",
+    "Inbox",
     "ServingTransport",
     "Transport",
 ]
@@ -121,6 +123,51 @@ class ServingTransport(Transport, Protocol):
     """
 
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None: ...
+
+
+class Inbox:
+    """The bounded hand-off from a serving transport's tasks (``serve``) to its ``receive()``.
+
+    Its memory streams exist only between :meth:`open` (in ``connect``) and :meth:`close` (in
+    ``aclose``), so a transport that is built and never used leaves nothing unclosed behind.
+
+    :param size: messages waiting before :meth:`put` waits for room (backpressure to the peer)
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"buffer must be >= 1, got {size!r}")
+        self.size = size
+        self._streams: tuple[MemoryObjectSendStream[bytes], MemoryObjectReceiveStream[bytes]] | None = None
+        self._closed = False
+
+    def open(self) -> None:
+        if self._streams is None and not self._closed:
+            self._streams = anyio.create_memory_object_stream[bytes](self.size)
+
+    async def put(self, message: bytes) -> None:
+        """Hand one message over, waiting for room.
+
+        :raises anyio.ClosedResourceError: not open, or closed
+        """
+        if self._streams is None:
+            raise anyio.ClosedResourceError
+        await self._streams[0].send(message)
+
+    def messages(self) -> AsyncIterator[bytes]:
+        """Every message put, until :meth:`close` (the receiving stream itself: nothing to finalise).
+
+        :raises anyio.ClosedResourceError: not open, or closed
+        """
+        if self._streams is None:
+            raise anyio.ClosedResourceError
+        return self._streams[1]
+
+    def close(self) -> None:
+        self._closed = True
+        if self._streams is not None:
+            self._streams[0].close()
+            self._streams[1].close()
 
 
 @attrs.define

@@ -190,3 +190,13 @@ async def test_two_processes_on_different_backends_round_trip(anyio_backend: str
             await got.wait_for(5, timeout=30)
             assert await peer.wait() == 0
     assert got.ns == [0, 1, 2, 3, 4]
+
+
+def test_bridges_never_entered_leave_nothing_unclosed() -> None:
+    import gc
+
+    from bubus_anyio.bridges import SocketEventBridge
+
+    HTTPEventBridge(send_to="http://127.0.0.1:1/", listen_on="http://127.0.0.1:0/")
+    SocketEventBridge("/tmp/never-used.sock")
+    gc.collect()  # an unclosed stream would warn here, and warnings are errors
