@@ -91,8 +91,9 @@ class TestCore:
             msg = await raw.next_msg(sub)
             assert msg.data == sent.to_json().encode()
 
-    async def test_reads_what_upstream_typescript_writes(self, nats_url: str) -> None:
-        upstream = json.loads((INTEROP / "ts-2.3.2" / "fresh_str_result.json").read_text())
+    @pytest.mark.parametrize("runtime", ["ts-2.3.2", "py-2.3.2"])
+    async def test_reads_what_upstream_writes(self, nats_url: str, runtime: str) -> None:
+        upstream = json.loads((INTEROP / runtime / "fresh_str_result.json").read_text())
         subject, got = unique("ts"), Counted()
         async with NATSEventBridge(nats_url, subject) as bridge, raw_client(nats_url) as raw:
             bridge.on("*", got)

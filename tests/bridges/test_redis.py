@@ -40,9 +40,7 @@ pytestmark = [
     ),
 ]
 
-INTEROP = Path(__file__).resolve().parents[3].parent / "shared" / "interop"
-if not INTEROP.exists():
-    INTEROP = Path("/work/shared/interop")
+INTEROP = Path("/work/shared/interop")
 
 
 @pytest.fixture(autouse=True)
@@ -108,8 +106,9 @@ class TestPubSub:
                         assert json.loads(message["data"]) == json.loads(sent.to_json())
                         break
 
-    async def test_reads_what_upstream_typescript_writes(self, redis_url: str) -> None:
-        upstream = json.loads((INTEROP / "ts-2.3.2" / "fresh_str_result.json").read_text())
+    @pytest.mark.parametrize("runtime", ["ts-2.3.2", "py-2.3.2"])
+    async def test_reads_what_upstream_writes(self, redis_url: str, runtime: str) -> None:
+        upstream = json.loads((INTEROP / runtime / "fresh_str_result.json").read_text())
         channel, got = unique("ts"), Counted()
         async with RedisEventBridge(redis_url, channel) as bridge, raw_client(redis_url) as client:
             bridge.on("*", got)
