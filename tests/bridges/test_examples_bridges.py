@@ -24,7 +24,7 @@ def short_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def argv(script: str, transport: str, where: Path, backend: str, *extra: str) -> list[str]:
+def argv(script: str, transport: str, where: Path | str, backend: str, *extra: str) -> list[str]:
     return [
         sys.executable,
         str(EXAMPLES / script),
@@ -73,3 +73,23 @@ async def test_durable_consumer_gets_what_it_missed(short_dir: Path, anyio_backe
             argv("bridge_consumer.py", "jsonl", where, anyio_backend, "--count", "3", "--durable")
         )
     assert done.stdout.decode().count("received OrderPlaced") == 3
+
+
+@pytest.mark.parametrize("transport", ["redis", "nats"])
+@pytest.mark.parametrize("durable", [False, True], ids=["fire-and-forget", "durable"])
+async def test_server_transport_flags(
+    transport: str, durable: bool, request: pytest.FixtureRequest, anyio_backend: str
+) -> None:
+    url = request.getfixturevalue(f"{transport}_url")  # a live server (see conftest), or a loud skip
+    extra = ["--durable"] if durable else []
+    consumer = [*argv("bridge_consumer.py", transport, url, anyio_backend, "--count", "3"), *extra]
+    producer = [*argv("bridge_producer.py", transport, url, anyio_backend, "--count", "3"), *extra]
+    async with await anyio.open_process(consumer) as process:
+        assert process.stdout is not None
+        lines = BufferedByteReceiveStream(process.stdout)
+        with anyio.fail_after(30):
+            assert (await lines.receive_until(b"\n", 4096)).startswith(b"consumer ready")
+            await anyio.run_process(producer)
+            received = [(await lines.receive_until(b"\n", 4096)).decode() for _ in range(3)]
+            assert await process.wait() == 0
+    assert all(line.startswith("received OrderPlaced") for line in received)
