@@ -12,7 +12,6 @@ import anyio
 import pytest
 from peer import Collector, Ping, until
 
-from bubus_anyio import EventBus
 from bubus_anyio.bridges import BridgeConnectError, JSONLEventBridge
 
 pytestmark = pytest.mark.anyio
@@ -139,29 +138,6 @@ async def test_writer_follows_rotation(tmp_path: Path) -> None:
         await out.emit(Ping(n=2))
     assert len((tmp_path / "old.jsonl").read_bytes().splitlines()) == 1
     assert len(path.read_bytes().splitlines()) == 1
-
-
-async def test_both_directions_on_one_file_send_each_event_once_each_way(tmp_path: Path) -> None:
-    path = tmp_path / "events.jsonl"
-    on_a, on_b = Collector(), Collector()
-    async with (
-        EventBus("A") as bus_a,
-        EventBus("B") as bus_b,
-        JSONLEventBridge(path, poll_interval=FAST) as ba,
-        JSONLEventBridge(path, poll_interval=FAST) as bb,
-    ):
-        for bus, bridge in ((bus_a, ba), (bus_b, bb)):
-            bus.on("*", bridge.emit)
-            bridge.on("*", bus.emit)
-        bus_a.on(Ping, on_a)
-        bus_b.on(Ping, on_b)
-        bus_a.emit(Ping(n=1))
-        await on_b.wait_for(1)
-        await until(lambda: ba.statistics().received == bb.statistics().received == 2)  # both read both lines
-        await bus_a.wait_until_idle()
-        await bus_b.wait_until_idle()
-    assert len(path.read_bytes().splitlines()) == 2  # the original and B's echo; the echo stops at A
-    assert (len(on_a.events), len(on_b.events)) == (1, 1)
 
 
 async def test_corrupt_offset_file_is_a_named_connect_error(tmp_path: Path) -> None:

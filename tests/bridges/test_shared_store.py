@@ -1,16 +1,18 @@
 """What the two shared-store bridges (a JSONL file, a SQLite table) promise alike: delivery between
-bridges, reading from the newest entry on, durable readers that resume and get again what a crash left
+bridges, loop-safe wiring in both directions, reading from the newest entry on, durable readers that resume and get again what a crash left
 unfinished, many writer processes, and two processes on different backends."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
-from peer import OTHER_BACKEND, Collector, Ping, Pong, run_writers, spawn
+from peer import OTHER_BACKEND, Collector, Ping, Pong, run_writers, spawn, until
 
+from bubus_anyio import EventBus
 from bubus_anyio.bridges import EventBridge, JSONLEventBridge, SQLiteEventBridge
 
 pytestmark = pytest.mark.anyio
@@ -53,6 +55,32 @@ async def test_event_crosses_between_two_bridges(make: Make) -> None:
         [event] = await got.wait_for(1)
     assert isinstance(event, Ping)
     assert event.n == 3
+
+
+async def test_both_directions_on_both_sides_send_each_event_once_each_way(
+    kind: str, store: str, make: Make
+) -> None:
+    on_a, on_b = Collector(), Collector()
+    async with EventBus("A") as bus_a, EventBus("B") as bus_b, make() as ba, make() as bb:
+        for bus, bridge in ((bus_a, ba), (bus_b, bb)):
+            bus.on("*", bridge.emit)
+            bridge.on("*", bus.emit)
+        bus_a.on(Ping, on_a)
+        bus_b.on(Ping, on_b)
+        bus_a.emit(Ping(n=1))
+        await on_b.wait_for(1)
+        await until(lambda: ba.statistics().received == bb.statistics().received == 2)  # both read both
+        await bus_a.wait_until_idle()
+        await bus_b.wait_until_idle()
+    assert await anyio.to_thread.run_sync(entries, kind, store) == 2  # the original, B's echo; it stops at A
+    assert (len(on_a.events), len(on_b.events)) == (1, 1)
+
+
+def entries(kind: str, store: str) -> int:
+    if kind == "jsonl":
+        return len(Path(store).read_bytes().splitlines())
+    with sqlite3.connect(store) as db:
+        return int(db.execute("SELECT COUNT(*) FROM bubus_events").fetchone()[0])
 
 
 async def test_a_reader_starts_at_the_newest_entry(make: Make) -> None:
