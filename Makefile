@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-smoke docs docs-check docs-serve clean
+.PHONY: demo test lint typecheck pytest bench bench-smoke bench-bridges docs docs-check docs-serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,11 @@ docs-check: docs
 
 docs-serve: docs
 	$(BIN)/python -m http.server --directory site --bind 127.0.0.1 8000
+
+# Every bridge between two processes on asyncio and trio (ARGS=--smoke for a quick pass); the server
+# bridges use the servers `.ci/servers.sh start` runs, or start their own.
+bench-bridges: $(STAMP)
+	$(BIN)/python benchmarks/bridges.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist site *.egg-info
