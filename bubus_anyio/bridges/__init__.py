@@ -9,7 +9,7 @@ imports those.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._bridge import BridgeStatistics as BridgeStatistics
 from ._bridge import EventBridge as EventBridge
@@ -26,6 +26,42 @@ from ._transport import Delivery as Delivery
 from ._transport import Inbox as Inbox
 from ._transport import ServingTransport as ServingTransport
 from ._transport import Transport as Transport
+
+if TYPE_CHECKING:  # what __getattr__ below returns, for type checkers and the API reference
+    from ._http import BridgeHTTPStatusError as BridgeHTTPStatusError
+    from ._http import HTTPEventBridge as HTTPEventBridge
+    from ._jsonl import JSONLEventBridge as JSONLEventBridge
+    from ._nats import NATSEventBridge as NATSEventBridge
+    from ._postgres import PostgresEventBridge as PostgresEventBridge
+    from ._redis import RedisEventBridge as RedisEventBridge
+    from ._socket import SocketEventBridge as SocketEventBridge
+    from ._sqlite import SQLiteEventBridge as SQLiteEventBridge
+
+__all__ = [
+    "Backoff",
+    "BridgeConnectError",
+    "BridgeDecodeError",
+    "BridgeError",
+    "BridgeFrameTooLargeError",
+    "BridgeHTTPStatusError",
+    "BridgeNotRunningError",
+    "BridgeSendError",
+    "BridgeStatistics",
+    "Delivery",
+    "EventBridge",
+    "HTTPEventBridge",
+    "Inbox",
+    "JSONLEventBridge",
+    "MemoryHub",
+    "MemoryTransport",
+    "NATSEventBridge",
+    "PostgresEventBridge",
+    "RedisEventBridge",
+    "SQLiteEventBridge",
+    "ServingTransport",
+    "SocketEventBridge",
+    "Transport",
+]
 
 # name -> module: imported on first attribute access (PEP 562), never at package import
 _LAZY = {
