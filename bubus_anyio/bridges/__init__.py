@@ -25,6 +25,7 @@ from ._transport import BridgeSendError as BridgeSendError
 from ._transport import Delivery as Delivery
 from ._transport import Inbox as Inbox
 from ._transport import ServingTransport as ServingTransport
+from ._transport import TracePropagator as TracePropagator
 from ._transport import Transport as Transport
 
 if TYPE_CHECKING:  # what __getattr__ below returns, for type checkers and the API reference
@@ -60,6 +61,7 @@ __all__ = [
     "SQLiteEventBridge",
     "ServingTransport",
     "SocketEventBridge",
+    "TracePropagator",
     "Transport",
 ]
 

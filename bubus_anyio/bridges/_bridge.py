@@ -28,7 +28,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from bubus_anyio import BaseEvent, BusNotRunningError, EventBus, EventHandler, in_handler
 
-from ._transport import BridgeDecodeError, BridgeNotRunningError, Delivery, Transport
+from ._transport import BridgeDecodeError, BridgeNotRunningError, Delivery, TracePropagator, Transport
 
 __all__ = ["BridgeStatistics", "EventBridge"]
 
@@ -148,6 +148,8 @@ class EventBridge:
     :param inbound_buffer: inbound events allowed to be unfinished before the reader stops taking more
     :param dedupe_window: how many recent events are remembered to drop other copies of them (0: off; see
         :func:`identity`)
+    :param propagator: carries trace context as message headers (see :class:`TracePropagator`; e.g.
+        ``OtelTracingMiddleware.bridge_propagator()``); over a transport without headers it gets none
     """
 
     def __init__(
@@ -157,6 +159,7 @@ class EventBridge:
         name: str | None = None,
         inbound_buffer: int = 1024,
         dedupe_window: int = 10_000,
+        propagator: TracePropagator | None = None,
     ) -> None:
         if inbound_buffer < 1:
             raise ValueError(f"inbound_buffer must be >= 1, got {inbound_buffer!r}")
@@ -166,6 +169,7 @@ class EventBridge:
         self.transport = transport
         self.inbound_buffer = inbound_buffer
         self.dedupe_window = dedupe_window
+        self.propagator = propagator
         self.inbound_bus = EventBus(self.name, max_history_size=0)
         self._state = "new"
         self._tg: TaskGroup | None = None
@@ -216,7 +220,11 @@ class EventBridge:
             raise BridgeNotRunningError(
                 f"{self.name} is {self._state}; emit() works only inside `async with bridge:`"
             )
-        await self.transport.send(event.to_json().encode())
+        body = event.to_json().encode()
+        if self.propagator is None:
+            await self.transport.send(body)
+        else:
+            await self.transport.send(body, self.propagator.inject(event))
         self._sent += 1
         return None if in_handler() else event
 
@@ -409,6 +417,11 @@ class EventBridge:
             self._seen[key] = fresh
             while len(self._seen) > self.dedupe_window:
                 self._seen.popitem(last=False)
+        if self.propagator is not None:
+            try:
+                self.propagator.extract(fresh, delivery.headers)
+            except Exception as exc:  # tracing must not cost the event: it goes on, without its context
+                logger.warning("%s: propagator.extract failed for %s: %r", self.name, fresh.event_label, exc)
         self.inbound_bus.emit(fresh)
         self._emitted += 1
         self._unfinished += 1

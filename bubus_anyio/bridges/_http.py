@@ -17,7 +17,7 @@ import importlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -26,7 +26,15 @@ import orjson
 from anyio.abc import TaskStatus
 
 from ._bridge import EventBridge
-from ._transport import Backoff, BridgeConnectError, BridgeDecodeError, BridgeSendError, Delivery, Inbox
+from ._transport import (
+    Backoff,
+    BridgeConnectError,
+    BridgeDecodeError,
+    BridgeSendError,
+    Delivery,
+    Inbox,
+    TracePropagator,
+)
 
 try:
     import httpx
@@ -109,8 +117,8 @@ class HTTPTransport:
             self._client = httpx.AsyncClient(timeout=self.timeout)
 
     # ------------------------------------------------------------------ sending
-    async def send(self, body: bytes) -> None:
-        """POST ``body`` to ``send_to``.
+    async def send(self, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+        """POST ``body`` to ``send_to``, ``headers`` as request headers (trace context).
 
         :raises BridgeSendError: no ``send_to``, the peer could not be reached within ``timeout``
         :raises BridgeHTTPStatusError: the peer answered non-2xx
@@ -118,14 +126,13 @@ class HTTPTransport:
         client, url = self._client, self.send_to
         if client is None or url is None or self._closed:
             raise BridgeSendError("this HTTPEventBridge has no send_to URL (or is closed); it only listens")
+        request_headers = {**(headers or {}), "content-type": "application/json"}
         backoff = Backoff()
         last: Exception | None = None
         with anyio.move_on_after(self.timeout):
             while True:
                 try:
-                    response = await client.post(
-                        url, content=body, headers={"content-type": "application/json"}
-                    )
+                    response = await client.post(url, content=body, headers=request_headers)
                 except httpx.ConnectError as exc:  # nothing sent yet: safe to try again
                     last = exc
                     await backoff.wait()
@@ -186,7 +193,9 @@ class HTTPTransport:
             await _respond(send, 400, f"bad request: {error.reason}")
             return
         try:
-            await self._inbox.put(body)  # waits while the bridge is busy: backpressure to the sender
+            await self._inbox.put(
+                body, _trace_headers(scope)
+            )  # waits while the bridge is busy: backpressure to the sender
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             await _respond(send, 500, "failed to process event")
             return
@@ -246,8 +255,8 @@ class HTTPTransport:
             sock.close()
 
     async def receive(self) -> AsyncIterator[Delivery]:
-        async for body in self._inbox.messages():
-            yield Delivery(body)
+        async for delivery in self._inbox.messages():
+            yield delivery
 
     async def aclose(self) -> None:
         if self._closed:
@@ -257,6 +266,19 @@ class HTTPTransport:
         if self._client is not None:
             with anyio.CancelScope(shield=True):
                 await self._client.aclose()
+
+
+_TRACE_HEADERS = (b"traceparent", b"tracestate")
+
+
+def _trace_headers(scope: Scope) -> dict[str, str]:
+    """The W3C trace context request headers (``traceparent``, ``tracestate``), the only ones a
+    :class:`~bubus_anyio.bridges.Delivery` carries: the rest is HTTP's own business."""
+    found: dict[str, str] = {}
+    for name, value in cast(list[tuple[bytes, bytes]], scope.get("headers", [])):
+        if name.lower() in _TRACE_HEADERS:
+            found[name.lower().decode("latin-1")] = value.decode("latin-1")
+    return found
 
 
 async def _respond(send: Send, status: int, text: str) -> None:
@@ -322,10 +344,17 @@ class HTTPEventBridge(EventBridge):
         request_buffer: int = 256,
         inbound_buffer: int = 1024,
         dedupe_window: int = 10_000,
+        propagator: TracePropagator | None = None,
     ) -> None:
         self.send_to = send_to
         self.listen_on = listen_on
         self.http: HTTPTransport = HTTPTransport(
             send_to, listen_on, timeout=timeout, max_body_bytes=max_body_bytes, buffer=request_buffer
         )
-        super().__init__(self.http, name=name, inbound_buffer=inbound_buffer, dedupe_window=dedupe_window)
+        super().__init__(
+            self.http,
+            name=name,
+            inbound_buffer=inbound_buffer,
+            dedupe_window=dedupe_window,
+            propagator=propagator,
+        )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,7 +22,14 @@ import orjson
 import portalocker
 
 from ._bridge import EventBridge
-from ._transport import Backoff, BridgeConnectError, BridgeFrameTooLargeError, BridgeSendError, Delivery
+from ._transport import (
+    Backoff,
+    BridgeConnectError,
+    BridgeFrameTooLargeError,
+    BridgeSendError,
+    Delivery,
+    TracePropagator,
+)
 
 __all__ = ["JSONLEventBridge", "JSONLTransport"]
 
@@ -228,7 +235,7 @@ class JSONLTransport:
         tmp.replace(self.offset_path)
         self._saved = acked
 
-    async def send(self, body: bytes) -> None:
+    async def send(self, body: bytes, headers: Mapping[str, str] | None = None) -> None:
         """Append ``body`` as one line. Waits only for the disk and the lock other writers hold.
 
         :raises BridgeSendError: the file cannot be written (the OS error is attached)
@@ -330,6 +337,7 @@ class JSONLEventBridge(EventBridge):
         max_line_bytes: int = 16 << 20,
         inbound_buffer: int = 1024,
         dedupe_window: int = 10_000,
+        propagator: TracePropagator | None = None,
     ) -> None:
         self.path = Path(path)
         super().__init__(
@@ -339,4 +347,5 @@ class JSONLEventBridge(EventBridge):
             name=name,
             inbound_buffer=inbound_buffer,
             dedupe_window=dedupe_window,
+            propagator=propagator,
         )

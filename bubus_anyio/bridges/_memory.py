@@ -6,14 +6,15 @@ while a fire-and-forget subscriber is disconnected, and, in durable mode, unackn
 come back (flagged ``redelivered``) after a reconnect or after a new transport takes over the same
 ``consumer`` name, as a restarted process would with a Redis Streams group or a JetStream consumer.
 Faults are injected by hand: :meth:`MemoryTransport.disconnect`, :attr:`MemoryHub.down`,
-:meth:`MemoryHub.inject`.
+:meth:`MemoryHub.inject`. Headers given to ``send`` travel with their message (and come back with a
+redelivery) as a broker's message headers would.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import ClassVar
 
 import anyio
@@ -38,13 +39,18 @@ class _Signal:
         await self._event.wait()
 
 
+_Headers = Mapping[str, str]
+
+
 @attrs.define(eq=False)
 class _Subscription:
     name: str
-    queue: deque[tuple[int, bytes, bool]] = attrs.field(
-        factory=lambda: deque[tuple[int, bytes, bool]]()
-    )  # (seq, body, redelivered)
-    unacked: dict[int, bytes] = attrs.field(factory=lambda: dict[int, bytes]())
+    queue: deque[tuple[int, bytes, _Headers, bool]] = attrs.field(
+        factory=lambda: deque[tuple[int, bytes, _Headers, bool]]()
+    )  # (seq, body, headers, redelivered)
+    unacked: dict[int, tuple[bytes, _Headers]] = attrs.field(
+        factory=lambda: dict[int, tuple[bytes, _Headers]]()
+    )
     attached: MemoryTransport | None = None
 
 
@@ -96,9 +102,9 @@ class MemoryHub:
         sub = self._subs.get(consumer)
         return 0 if sub is None else len(sub.queue) + len(sub.unacked)
 
-    async def inject(self, body: bytes) -> None:
-        """Deliver ``body`` to every subscriber as if a foreign process had sent it."""
-        await self._publish(None, body)
+    async def inject(self, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+        """Deliver ``body`` (with ``headers``) to every subscriber as if a foreign process had sent it."""
+        await self._publish(None, body, headers)
 
     # ------------------------------------------------------------------ internals
     def _notify(self) -> None:
@@ -118,7 +124,9 @@ class MemoryHub:
             and (self.echo or sender is None or sub.name != sender.consumer)
         ]
 
-    async def _publish(self, sender: MemoryTransport | None, body: bytes) -> None:
+    async def _publish(
+        self, sender: MemoryTransport | None, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> None:
         with anyio.move_on_after(self.send_timeout) as scope:
             while any(len(sub.queue) >= self.buffer for sub in self._targets(sender)):
                 await self._changed()
@@ -128,8 +136,9 @@ class MemoryHub:
                 f"for send_timeout={self.send_timeout}s"
             )
         seq = next(self._seq)
+        kept = dict(headers) if headers else {}  # a copy: the sender may reuse its mapping
         for sub in self._targets(sender):
-            sub.queue.append((seq, body, False))
+            sub.queue.append((seq, body, kept, False))
         self.sent += 1
         self._notify()
 
@@ -174,7 +183,9 @@ class MemoryTransport:
         if sub is None:
             sub = self.hub._subs[self.consumer] = _Subscription(self.consumer)
         # whatever the previous holder took but never acknowledged comes back first, flagged
-        sub.queue.extendleft((seq, body, True) for seq, body in sorted(sub.unacked.items(), reverse=True))
+        sub.queue.extendleft(
+            (seq, body, headers, True) for seq, (body, headers) in sorted(sub.unacked.items(), reverse=True)
+        )
         sub.unacked.clear()
         sub.attached = self
         self._connected = True
@@ -200,10 +211,10 @@ class MemoryTransport:
         while not self._connected:
             await self.hub._changed()
 
-    async def send(self, body: bytes) -> None:
+    async def send(self, body: bytes, headers: Mapping[str, str] | None = None) -> None:
         if self._closed:
             raise BridgeSendError(f"memory transport {self.consumer!r} is closed")
-        await self.hub._publish(self, body)
+        await self.hub._publish(self, body, headers)
 
     async def receive(self) -> AsyncIterator[Delivery]:
         while not self._closed:
@@ -218,13 +229,13 @@ class MemoryTransport:
             if sub is None or sub.attached is not self or not sub.queue:
                 await self.hub._changed()
                 continue
-            seq, body, redelivered = sub.queue.popleft()
+            seq, body, headers, redelivered = sub.queue.popleft()
             ack = None
             if self.hub.durable:
-                sub.unacked[seq] = body
+                sub.unacked[seq] = (body, headers)
                 ack = self._acker(sub, seq)
             self.hub._notify()
-            yield Delivery(body, ack=ack, redelivered=redelivered)
+            yield Delivery(body, ack=ack, redelivered=redelivered, headers=headers)
 
     def _acker(self, sub: _Subscription, seq: int) -> _Ack:
         return _Ack(self.hub, sub, seq)

@@ -12,6 +12,10 @@ JetStream captures the core subject, upstream's core publishers and subscribers 
 
 nats-py is asyncio-only: on trio the client runs on a private asyncio loop in a thread
 (:class:`~._asyncio_host.AsyncioHost`), entered and left with the bridge.
+
+Headers given to ``send`` (trace context) travel as NATS message headers, core and JetStream alike, and
+come back as ``Delivery.headers`` (NATS's own ``Nats-*`` headers left out); a message sent without any
+is the plain publish upstream makes.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ import importlib.util
 import logging
 import re
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import anyio
@@ -31,7 +35,7 @@ import orjson
 
 from ._asyncio_host import AsyncioHost
 from ._session import SessionBridge
-from ._transport import Backoff, BridgeConnectError, BridgeSendError, Delivery
+from ._transport import Backoff, BridgeConnectError, BridgeSendError, Delivery, TracePropagator
 
 __all__ = ["NATSEventBridge", "NATSTransport"]
 
@@ -99,7 +103,7 @@ class NATSTransport:
         self._nc: Any = None
         self._js: Any = None
         self._psub: Any = None
-        self._queue: asyncio.Queue[bytes] | None = None
+        self._queue: asyncio.Queue[tuple[bytes, dict[str, str]]] | None = None
         self._closed = False
 
     @property
@@ -179,12 +183,12 @@ class NATSTransport:
         )
         try:
             if not self.jetstream:
-                queue: asyncio.Queue[bytes] = asyncio.Queue(self.buffer)
+                queue: asyncio.Queue[tuple[bytes, dict[str, str]]] = asyncio.Queue(self.buffer)
                 self._queue = queue
 
                 async def on_message(msg: Any) -> None:
                     try:
-                        queue.put_nowait(msg.data)
+                        queue.put_nowait((msg.data, _own_headers(msg)))
                     except asyncio.QueueFull:
                         self.dropped += 1
                         logger.warning(
@@ -223,14 +227,14 @@ class NATSTransport:
         self._closed = True
 
     # ------------------------------------------------------------------ out
-    async def send(self, body: bytes) -> None:
+    async def send(self, body: bytes, headers: Mapping[str, str] | None = None) -> None:
         if self._nc is None or self._closed:
             raise BridgeSendError("NATSTransport is not connected")
         backoff = Backoff()
         with anyio.move_on_after(self.send_timeout):
             while True:
                 try:
-                    await self.host.run(self._publish, body)
+                    await self.host.run(self._publish, body, headers)
                     return
                 except Exception as exc:
                     if not _is_transient(exc):
@@ -239,18 +243,18 @@ class NATSTransport:
                     await backoff.wait()
         raise BridgeSendError(f"NATS at {self.server!r} unreachable for send_timeout={self.send_timeout}s")
 
-    async def _publish(self, body: bytes) -> None:  # runs on the client loop
+    async def _publish(self, body: bytes, headers: Mapping[str, str] | None) -> None:  # on the client loop
+        sent = dict(headers) if headers else None  # no headers: the exact message upstream publishes
         if self._js is None:
-            await self._nc.publish(self.subject, body)
+            await self._nc.publish(self.subject, body, headers=sent)
             return
-        headers = None
         try:
             event_id = orjson.loads(body).get("event_id")
         except (orjson.JSONDecodeError, AttributeError):
             event_id = None
         if isinstance(event_id, str):
-            headers = {"Nats-Msg-Id": event_id}
-        await self._js.publish(self.subject, body, timeout=2.0, stream=self.stream, headers=headers)
+            sent = {**(sent or {}), "Nats-Msg-Id": event_id}
+        await self._js.publish(self.subject, body, timeout=2.0, stream=self.stream, headers=sent)
 
     # ------------------------------------------------------------------ in
     async def receive(self) -> AsyncIterator[Delivery]:
@@ -258,8 +262,8 @@ class NATSTransport:
             raise BridgeConnectError("NATSTransport.receive() before connect()")
         if not self.jetstream:
             while not self._closed:
-                for body in await self.host.run(self._next_core_batch):
-                    yield Delivery(body)
+                for body, headers in await self.host.run(self._next_core_batch):
+                    yield Delivery(body, headers=headers)
             return
         backoff = Backoff()
         while not self._closed:
@@ -273,9 +277,11 @@ class NATSTransport:
                 continue
             backoff.reset()
             for body, msg, redelivered in messages:
-                yield Delivery(body, ack=_Acker(self.host, msg), redelivered=redelivered)
+                yield Delivery(
+                    body, ack=_Acker(self.host, msg), redelivered=redelivered, headers=_own_headers(msg)
+                )
 
-    async def _next_core_batch(self) -> list[bytes]:  # runs on the client loop
+    async def _next_core_batch(self) -> list[tuple[bytes, dict[str, str]]]:  # runs on the client loop
         assert self._queue is not None
         batch = [await self._queue.get()]
         while len(batch) < self.batch and not self._queue.empty():
@@ -290,6 +296,13 @@ class NATSTransport:
         except nats.errors.TimeoutError:
             return []
         return [(m.data, m, m.metadata.num_delivered > 1) for m in messages]
+
+
+def _own_headers(msg: Any) -> dict[str, str]:
+    """A message's headers minus NATS's own (``Nats-Msg-Id``, ``Nats-Expected-*``...): what a sender's
+    ``send(body, headers)`` put there (trace context)."""
+    raw = cast("dict[str, str] | None", msg.headers)
+    return {k: v for k, v in (raw or {}).items() if not k.lower().startswith("nats-")}
 
 
 class _Acker:
@@ -341,12 +354,19 @@ class NATSEventBridge(SessionBridge):
         name: str | None = None,
         inbound_buffer: int = 1024,
         dedupe_window: int = 10_000,
+        propagator: TracePropagator | None = None,
         **options: Any,
     ) -> None:
         name = name if name is not None else f"NATSEventBridge_{uuid.uuid4().hex[:8]}"
         options.setdefault("durable", name)
         self.nats = NATSTransport(server, subject, **options)
-        super().__init__(self.nats, name=name, inbound_buffer=inbound_buffer, dedupe_window=dedupe_window)
+        super().__init__(
+            self.nats,
+            name=name,
+            inbound_buffer=inbound_buffer,
+            dedupe_window=dedupe_window,
+            propagator=propagator,
+        )
 
     @property
     def subject(self) -> str:

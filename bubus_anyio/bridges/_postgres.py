@@ -27,7 +27,7 @@ import importlib.util
 import logging
 import re
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -38,7 +38,7 @@ import orjson
 from ._asyncio_host import AsyncioHost
 from ._session import SessionBridge
 from ._sqlite import body_to_columns, row_to_body
-from ._transport import Backoff, BridgeConnectError, BridgeSendError, Delivery
+from ._transport import Backoff, BridgeConnectError, BridgeSendError, Delivery, TracePropagator
 
 __all__ = ["PostgresEventBridge", "PostgresTransport", "parse_table_url"]
 
@@ -293,7 +293,7 @@ class PostgresTransport:
         self._closed = True
 
     # ------------------------------------------------------------------ out
-    async def send(self, body: bytes) -> None:
+    async def send(self, body: bytes, headers: Mapping[str, str] | None = None) -> None:
         if self._pool is None or self._closed:
             raise BridgeSendError("PostgresTransport is not connected")
         columns = body_to_columns(body)
@@ -454,12 +454,19 @@ class PostgresEventBridge(SessionBridge):
         name: str | None = None,
         inbound_buffer: int = 1024,
         dedupe_window: int = 10_000,
+        propagator: TracePropagator | None = None,
         **options: Any,
     ) -> None:
         name = name if name is not None else f"PostgresEventBridge_{uuid.uuid4().hex[:8]}"
         options.setdefault("consumer", name)
         self.postgres = PostgresTransport(table_url, channel, **options)
-        super().__init__(self.postgres, name=name, inbound_buffer=inbound_buffer, dedupe_window=dedupe_window)
+        super().__init__(
+            self.postgres,
+            name=name,
+            inbound_buffer=inbound_buffer,
+            dedupe_window=dedupe_window,
+            propagator=propagator,
+        )
 
     @property
     def table(self) -> str:

@@ -6,7 +6,9 @@ Durable (``mode='stream'``): ``XADD <stream> * event <compact event JSON>``; eac
 through the consumer group ``group`` (default: the bridge's name) as consumer ``consumer`` (default: the
 group name) with ``XREADGROUP`` and acknowledges with ``XACK`` only after its inbound bus finished the event.
 After a reconnect it first re-reads its own pending entries, and it takes over entries another consumer of
-the group left pending for ``claim_idle`` seconds (``XAUTOCLAIM``).
+the group left pending for ``claim_idle`` seconds (``XAUTOCLAIM``). Headers given to ``send`` (trace
+context) go in a second entry field, ``headers`` (a compact JSON object), next to ``event``; a pub/sub
+message is the body alone, so in that mode headers are not carried.
 
 Commands go through coredis (anyio-native: asyncio and trio). The subscriber is a small RESP2 reader of our
 own over an anyio socket, so the only buffer between Redis and the bridge is a bounded memory stream: a slow
@@ -20,18 +22,19 @@ import functools
 import logging
 import ssl
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import unquote, urlsplit
 
 import anyio
+import orjson
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._resp import RespError, Subscriber
 from ._session import SessionBridge
-from ._transport import Backoff, BridgeConnectError, BridgeSendError, Delivery
+from ._transport import Backoff, BridgeConnectError, BridgeSendError, Delivery, TracePropagator
 
 __all__ = ["RedisEventBridge", "RedisTransport", "parse_redis_url"]
 
@@ -233,20 +236,24 @@ class RedisTransport:
             await backoff.wait()
 
     # ------------------------------------------------------------------ out
-    async def send(self, body: bytes) -> None:
+    async def send(self, body: bytes, headers: Mapping[str, str] | None = None) -> None:
         client = self._client
         if client is None or self._closed:
             raise BridgeSendError("RedisTransport is not connected")
-        if self.mode == "pubsub":
+        if self.mode == "pubsub":  # a pub/sub message is the body alone: headers cannot go along
             await self._retrying("send", client.publish, self.channel, body)
-        elif self.maxlen is None:
-            await self._retrying("send", client.xadd, self.stream, {b"event": body})
+            return
+        entry = {b"event": body}
+        if headers:  # a field next to the body, which stays byte for byte what upstream writes
+            entry[b"headers"] = orjson.dumps(dict(headers))
+        if self.maxlen is None:
+            await self._retrying("send", client.xadd, self.stream, entry)
         else:
             from coredis.tokens import PureToken
 
             await self._retrying(
                 "send", functools.partial(client.xadd, trim_strategy=PureToken.MAXLEN,
-                trim_operator=PureToken.APPROXIMATELY, threshold=self.maxlen), self.stream, {b"event": body},
+                trim_operator=PureToken.APPROXIMATELY, threshold=self.maxlen), self.stream, entry,
             )  # fmt: skip
 
     async def _retrying(self, what: str, command: Any, *args: Any) -> None:
@@ -431,13 +438,30 @@ class RedisTransport:
             body = fields.get(b"event")
             if not isinstance(body, bytes):
                 body = b"<stream entry without an 'event' field: " + repr(dict(fields)).encode()[:150] + b">"
-            await inbox.send(
-                Delivery(body, ack=functools.partial(self._ack, entry.identifier), redelivered=redelivered)
-            )
+            ack = functools.partial(self._ack, entry.identifier)
+            headers = _entry_headers(fields.get(b"headers"))
+            await inbox.send(Delivery(body, ack=ack, redelivered=redelivered, headers=headers))
 
     async def _ack(self, entry_id: bytes) -> None:
         """XACK, retried through an outage like a send (XACK is idempotent)."""
         await self._retrying("ack", self._client.xack, self.stream, self.group, [entry_id])
+
+
+def _entry_headers(raw: object) -> dict[str, str]:
+    """A stream entry's ``headers`` field (compact JSON object of strings) -> the delivery's headers.
+    Missing: none. Unreadable: none either (logged), the event itself is still delivered."""
+    if raw is None:
+        return {}
+    try:
+        value = orjson.loads(cast(bytes, raw))
+    except (orjson.JSONDecodeError, TypeError):
+        value = None
+    if isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in cast(dict[object, object], value).items()
+    ):
+        return cast(dict[str, str], value)
+    logger.warning("redis stream entry has an unreadable 'headers' field, ignored: %r", raw)
+    return {}
 
 
 class RedisEventBridge(SessionBridge):
@@ -457,6 +481,7 @@ class RedisEventBridge(SessionBridge):
         name: str | None = None,
         inbound_buffer: int = 1024,
         dedupe_window: int = 10_000,
+        propagator: TracePropagator | None = None,
         **options: Any,
     ) -> None:
         name = name if name is not None else f"RedisEventBridge_{uuid.uuid4().hex[:8]}"
@@ -467,6 +492,7 @@ class RedisEventBridge(SessionBridge):
             name=name,
             inbound_buffer=inbound_buffer,
             dedupe_window=dedupe_window,
+            propagator=propagator,
         )
 
     @property

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -35,6 +35,7 @@ from ._transport import (
     BridgeSendError,
     Delivery,
     Inbox,
+    TracePropagator,
 )
 
 __all__ = ["SocketEventBridge", "SocketTransport"]
@@ -128,7 +129,7 @@ class SocketTransport:
         assert self.port is not None
         return await anyio.connect_tcp(self.host, self.port)
 
-    async def send(self, body: bytes) -> None:
+    async def send(self, body: bytes, headers: Mapping[str, str] | None = None) -> None:
         """Write one frame, (re)connecting as needed for at most ``send_timeout`` seconds.
 
         :raises BridgeSendError: nobody listens on the address for that long, or the transport is closed
@@ -243,8 +244,8 @@ class SocketTransport:
             return (bytes(stream.buffer) if self.framing == "newline" else b""), True
 
     async def receive(self) -> AsyncIterator[Delivery]:
-        async for frame in self._inbox.messages():
-            yield Delivery(frame)
+        async for delivery in self._inbox.messages():
+            yield delivery
 
     async def _unlink(self) -> None:
         path, self._bound_path = self._bound_path, None
@@ -284,9 +285,16 @@ class SocketEventBridge(EventBridge):
         send_timeout: float = 10.0,
         inbound_buffer: int = 1024,
         dedupe_window: int = 10_000,
+        propagator: TracePropagator | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self.socket: SocketTransport = SocketTransport(
             self.path, framing=framing, max_frame_bytes=max_frame_bytes, send_timeout=send_timeout
         )
-        super().__init__(self.socket, name=name, inbound_buffer=inbound_buffer, dedupe_window=dedupe_window)
+        super().__init__(
+            self.socket,
+            name=name,
+            inbound_buffer=inbound_buffer,
+            dedupe_window=dedupe_window,
+            propagator=propagator,
+        )

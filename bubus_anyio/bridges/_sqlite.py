@@ -22,7 +22,7 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -30,7 +30,14 @@ import anyio
 import orjson
 
 from ._bridge import EventBridge
-from ._transport import Backoff, BridgeConnectError, BridgeDecodeError, BridgeSendError, Delivery
+from ._transport import (
+    Backoff,
+    BridgeConnectError,
+    BridgeDecodeError,
+    BridgeSendError,
+    Delivery,
+    TracePropagator,
+)
 
 __all__ = ["SQLiteEventBridge", "SQLiteTransport"]
 
@@ -186,7 +193,7 @@ class SQLiteTransport:
         self._columns = {str(r[1]) for r in self._db.execute(f'PRAGMA table_info("{self.table}")')}
 
     # ------------------------------------------------------------------ send
-    async def send(self, body: bytes) -> None:
+    async def send(self, body: bytes, headers: Mapping[str, str] | None = None) -> None:
         """Upsert the event's row. Waits for other writers at most ``busy_timeout``.
 
         :raises BridgeSendError: the database refused the write (locked too long, read-only, full...)
@@ -332,6 +339,7 @@ class SQLiteEventBridge(EventBridge):
         busy_timeout: float = 30.0,
         inbound_buffer: int = 1024,
         dedupe_window: int = 10_000,
+        propagator: TracePropagator | None = None,
     ) -> None:
         self.path = Path(path)
         self.table = table
@@ -342,4 +350,5 @@ class SQLiteEventBridge(EventBridge):
             name=name,
             inbound_buffer=inbound_buffer,
             dedupe_window=dedupe_window,
+            propagator=propagator,
         )

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 import attrs
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from bubus_anyio import EventBusError
+from bubus_anyio import BaseEvent, EventBusError
 
 logger = logging.getLogger("bubus.bridges")
 
@@ -33,6 +34,7 @@ __all__ = [
     "Delivery",
     "Inbox",
     "ServingTransport",
+    "TracePropagator",
     "Transport",
 ]
 
@@ -70,6 +72,14 @@ class BridgeFrameTooLargeError(BridgeDecodeError):
     """A frame went past the transport's ``max_frame_bytes``: the connection that sent it is dropped."""
 
 
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+
+
+def _frozen_headers(headers: Mapping[str, str] | None) -> Mapping[str, str]:
+    """A read-only copy (the shared empty one when there are none)."""
+    return MappingProxyType(dict(headers)) if headers else _NO_HEADERS
+
+
 @attrs.frozen
 class Delivery:
     """One inbound message.
@@ -78,11 +88,14 @@ class Delivery:
     :ivar ack: set by durable transports; the bridge awaits it only after the inbound bus finished the
         event, so a crash before that makes the transport redeliver it (at-least-once)
     :ivar redelivered: the transport knows it delivered this message before (the bridge dedupes anyway)
+    :ivar headers: message metadata that came with the body (W3C ``traceparent``/``tracestate``...), read-only;
+        empty for transports without a metadata channel. Never part of the event JSON.
     """
 
     body: bytes
     ack: Callable[[], Awaitable[None]] | None = None
     redelivered: bool = False
+    headers: Mapping[str, str] = attrs.field(default=_NO_HEADERS, converter=_frozen_headers)
 
 
 @runtime_checkable
@@ -90,8 +103,10 @@ class Transport(Protocol):
     """What a bridge needs from a transport. All methods are called from the bridge's event loop.
 
     - ``connect()`` opens files, connections or listeners, or raises :class:`BridgeConnectError`.
-    - ``send(body)`` sends one message; a transport that lost its connection reconnects, waiting at
-      most its own send timeout, then raises :class:`BridgeSendError`.
+    - ``send(body, headers)`` sends one message; a transport that lost its connection reconnects, waiting
+      at most its own send timeout, then raises :class:`BridgeSendError`. ``headers`` (may be None) is
+      message metadata (trace context) sent next to the body where the transport has a metadata channel
+      and ignored where it has none; the body is sent byte for byte either way.
     - ``receive()`` yields messages until ``aclose()``; it reconnects by itself (with :class:`Backoff`)
       and never ends because of a bad message: framing errors are logged and skipped.
     - ``aclose()`` releases everything; idempotent; after it ``receive()`` ends.
@@ -104,7 +119,7 @@ class Transport(Protocol):
 
     async def connect(self) -> None: ...
 
-    async def send(self, body: bytes) -> None: ...
+    async def send(self, body: bytes, headers: Mapping[str, str] | None = None) -> None: ...
 
     def receive(self) -> AsyncIterator[Delivery]: ...
 
@@ -125,6 +140,23 @@ class ServingTransport(Transport, Protocol):
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None: ...
 
 
+@runtime_checkable
+class TracePropagator(Protocol):
+    """Carries trace context next to bridged events (``EventBridge(..., propagator=...)``), without
+    touching the event JSON. ``OtelTracingMiddleware.bridge_propagator()`` gives one.
+
+    - ``inject(event)`` is called by ``emit`` before sending; what it returns goes to
+      ``transport.send`` as the message's headers.
+    - ``extract(event, headers)`` is called for each inbound message with the new local event (after
+      decoding and the reset that gives it its own id) and the delivery's headers (empty when the
+      transport carries none), before the event is emitted on the inbound bus.
+    """
+
+    def inject(self, event: BaseEvent[Any]) -> Mapping[str, str]: ...
+
+    def extract(self, event: BaseEvent[Any], headers: Mapping[str, str]) -> None: ...
+
+
 class Inbox:
     """The bounded hand-off from a serving transport's tasks (``serve``) to its ``receive()``.
 
@@ -138,24 +170,27 @@ class Inbox:
         if size < 1:
             raise ValueError(f"buffer must be >= 1, got {size!r}")
         self.size = size
-        self._streams: tuple[MemoryObjectSendStream[bytes], MemoryObjectReceiveStream[bytes]] | None = None
+        self._streams: tuple[MemoryObjectSendStream[Delivery], MemoryObjectReceiveStream[Delivery]] | None = (
+            None
+        )
         self._closed = False
 
     def open(self) -> None:
         if self._streams is None and not self._closed:
-            self._streams = anyio.create_memory_object_stream[bytes](self.size)
+            self._streams = anyio.create_memory_object_stream[Delivery](self.size)
 
-    async def put(self, message: bytes) -> None:
-        """Hand one message over, waiting for room.
+    async def put(self, message: bytes, headers: Mapping[str, str] | None = None) -> None:
+        """Hand one message (and the headers it came with) over, waiting for room.
 
         :raises anyio.ClosedResourceError: not open, or closed
         """
         if self._streams is None:
             raise anyio.ClosedResourceError
-        await self._streams[0].send(message)
+        await self._streams[0].send(Delivery(message, headers=headers))
 
-    def messages(self) -> AsyncIterator[bytes]:
-        """Every message put, until :meth:`close` (the receiving stream itself: nothing to finalise).
+    def messages(self) -> AsyncIterator[Delivery]:
+        """Every message put, as a :class:`Delivery`, until :meth:`close` (the receiving stream itself:
+        nothing to finalise).
 
         :raises anyio.ClosedResourceError: not open, or closed
         """
