@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from bubus_anyio import BaseEvent, EventBus, EventBusError, EventHandlerTimeoutError, EventResult
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.trace import Span, SpanContext, Tracer
 
-__all__ = ["OtelNotInstalledError", "OtelTracingMiddleware"]
+__all__ = ["OtelBridgePropagator", "OtelNotInstalledError", "OtelTracingMiddleware"]
 
 
 class OtelNotInstalledError(EventBusError, ImportError):
@@ -95,7 +96,7 @@ class OtelTracingMiddleware(EventBusMiddleware):
         self.max_remembered = max_remembered
         self._open: dict[Any, Span] = {}
         self._ended: OrderedDict[Any, SpanContext] = OrderedDict()
-        self._remote: dict[str, Context] = {}
+        self._remote: OrderedDict[str, Context] = OrderedDict()
 
     # ------------------------------------------------------------------ span bookkeeping
     def _context_of(self, key: Any) -> Context | None:
@@ -241,13 +242,49 @@ class OtelTracingMiddleware(EventBusMiddleware):
         return carrier
 
     def adopt(self, event_id: str, carrier: dict[str, str]) -> None:
-        """Parent the span this process makes for ``event_id`` to the remote span in ``carrier``."""
+        """Parent the span this process makes for ``event_id`` to the remote span in ``carrier``.
+
+        At most ``max_remembered`` adopted parents wait for their event (the oldest go first), so ids
+        that never reach a traced bus here cost nothing lasting."""
         self._remote[event_id] = self._propagator.extract(carrier)
+        while len(self._remote) > self.max_remembered:
+            self._remote.popitem(last=False)
+
+    def bridge_propagator(self) -> OtelBridgePropagator:
+        """What ``EventBridge(..., propagator=...)`` takes to carry this tracer's context across a bridge.
+
+        Out, the bridge sends :meth:`carrier` of the event as message headers; in, an inbound event whose
+        headers hold a ``traceparent`` is :meth:`adopt` ed under its new id, so its span here is the child
+        of the sender's event span, in the sender's trace. Over a transport that carries no headers the
+        inbound event simply starts a trace of its own. (Bridges are typed structurally: this module does
+        not import them.)
+        """
+        return OtelBridgePropagator(self)
 
     def close(self) -> None:
         """End spans still open (their events never completed here), at the current time."""
         for key in list(self._open):
             self._end(key, None)
+
+
+class OtelBridgePropagator:
+    """A bridge's ``TracePropagator`` backed by an :class:`OtelTracingMiddleware` (see
+    :meth:`OtelTracingMiddleware.bridge_propagator`)."""
+
+    __slots__ = ("tracing",)
+
+    def __init__(self, tracing: OtelTracingMiddleware) -> None:
+        self.tracing = tracing
+
+    def inject(self, event: BaseEvent[Any]) -> Mapping[str, str]:
+        """The W3C trace context of ``event``'s span, as message headers."""
+        return self.tracing.carrier(event)
+
+    def extract(self, event: BaseEvent[Any], headers: Mapping[str, str]) -> None:
+        """Adopt the remote span named in ``headers`` for ``event`` (the new local copy); no
+        ``traceparent``: nothing to adopt, the event starts its own trace."""
+        if "traceparent" in headers:
+            self.tracing.adopt(event.event_id, dict(headers))
 
 
 def _empty_context() -> Context:
