@@ -237,6 +237,7 @@ class JSONLTransport:
 
     async def send(self, body: bytes, headers: Mapping[str, str] | None = None) -> None:
         """Append ``body`` as one line. Waits only for the disk and the lock other writers hold.
+        ``headers`` are ignored: a line is the event's JSON alone (upstream's format).
 
         :raises BridgeSendError: the file cannot be written (the OS error is attached)
         """

@@ -294,6 +294,7 @@ class PostgresTransport:
 
     # ------------------------------------------------------------------ out
     async def send(self, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+        """Upsert the event's row. ``headers`` are ignored: upstream's table has no column for them."""
         if self._pool is None or self._closed:
             raise BridgeSendError("PostgresTransport is not connected")
         columns = body_to_columns(body)

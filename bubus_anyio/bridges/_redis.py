@@ -24,7 +24,7 @@ import ssl
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Literal, cast
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import anyio
@@ -34,7 +34,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._resp import RespError, Subscriber
 from ._session import SessionBridge
-from ._transport import Backoff, BridgeConnectError, BridgeSendError, Delivery, TracePropagator
+from ._transport import (
+    Backoff,
+    BridgeConnectError,
+    BridgeSendError,
+    Delivery,
+    TracePropagator,
+    headers_from_json,
+)
 
 __all__ = ["RedisEventBridge", "RedisTransport", "parse_redis_url"]
 
@@ -237,6 +244,8 @@ class RedisTransport:
 
     # ------------------------------------------------------------------ out
     async def send(self, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+        """Publish (pub/sub: ``headers`` ignored, the message is the body alone) or XADD (stream:
+        ``headers`` as a compact JSON ``headers`` field next to ``event``)."""
         client = self._client
         if client is None or self._closed:
             raise BridgeSendError("RedisTransport is not connected")
@@ -439,29 +448,12 @@ class RedisTransport:
             if not isinstance(body, bytes):
                 body = b"<stream entry without an 'event' field: " + repr(dict(fields)).encode()[:150] + b">"
             ack = functools.partial(self._ack, entry.identifier)
-            headers = _entry_headers(fields.get(b"headers"))
+            headers = headers_from_json(fields.get(b"headers"))
             await inbox.send(Delivery(body, ack=ack, redelivered=redelivered, headers=headers))
 
     async def _ack(self, entry_id: bytes) -> None:
         """XACK, retried through an outage like a send (XACK is idempotent)."""
         await self._retrying("ack", self._client.xack, self.stream, self.group, [entry_id])
-
-
-def _entry_headers(raw: object) -> dict[str, str]:
-    """A stream entry's ``headers`` field (compact JSON object of strings) -> the delivery's headers.
-    Missing: none. Unreadable: none either (logged), the event itself is still delivered."""
-    if raw is None:
-        return {}
-    try:
-        value = orjson.loads(cast(bytes, raw))
-    except (orjson.JSONDecodeError, TypeError):
-        value = None
-    if isinstance(value, dict) and all(
-        isinstance(k, str) and isinstance(v, str) for k, v in cast(dict[object, object], value).items()
-    ):
-        return cast(dict[str, str], value)
-    logger.warning("redis stream entry has an unreadable 'headers' field, ignored: %r", raw)
-    return {}
 
 
 class RedisEventBridge(SessionBridge):

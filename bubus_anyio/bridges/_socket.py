@@ -131,6 +131,7 @@ class SocketTransport:
 
     async def send(self, body: bytes, headers: Mapping[str, str] | None = None) -> None:
         """Write one frame, (re)connecting as needed for at most ``send_timeout`` seconds.
+        ``headers`` are ignored: a frame is the event's JSON alone (upstream's framing).
 
         :raises BridgeSendError: nobody listens on the address for that long, or the transport is closed
         """

@@ -195,6 +195,7 @@ class SQLiteTransport:
     # ------------------------------------------------------------------ send
     async def send(self, body: bytes, headers: Mapping[str, str] | None = None) -> None:
         """Upsert the event's row. Waits for other writers at most ``busy_timeout``.
+        ``headers`` are ignored: upstream's table has no column for them.
 
         :raises BridgeSendError: the database refused the write (locked too long, read-only, full...)
         """

@@ -12,10 +12,11 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import anyio
 import attrs
+import orjson
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -138,6 +139,24 @@ class ServingTransport(Transport, Protocol):
     """
 
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None: ...
+
+
+def headers_from_json(raw: object) -> dict[str, str]:
+    """Headers a transport stored as a compact JSON object of strings (a Redis stream entry's field)
+    -> a delivery's headers. Missing: none. Unreadable: none either, logged; the message itself is still
+    delivered (its trace context is lost, never the event)."""
+    if raw is None:
+        return {}
+    try:
+        value = orjson.loads(cast(bytes, raw))
+    except (orjson.JSONDecodeError, TypeError):
+        value = None
+    if isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in cast(dict[object, object], value).items()
+    ):
+        return cast(dict[str, str], value)
+    logger.warning("unreadable message headers, ignored: %r", raw)
+    return {}
 
 
 @runtime_checkable
