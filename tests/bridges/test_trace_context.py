@@ -31,6 +31,7 @@ from bubus_anyio.bridges import (
     RedisEventBridge,
     TracePropagator,
 )
+from bubus_anyio.bridges._transport import headers_from_json
 from bubus_anyio.middlewares import OtelTracingMiddleware
 
 pytestmark = pytest.mark.anyio
@@ -262,3 +263,39 @@ class TestServers:
         channel = unique("trace_ps")
         await traced_hop(server_hop(lambda **o: RedisEventBridge(redis_url, channel, **o)), *sides)
         assert_new_trace(*sides)
+
+
+class TestBadTraceContext:
+    def test_an_unreadable_headers_field_is_logged_and_ignored(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        assert headers_from_json(None) == {}
+        assert headers_from_json(b'{"traceparent":"00-ab-cd-01"}') == {"traceparent": "00-ab-cd-01"}
+        for bad in (b"not json", b"[1]", b'{"traceparent":1}'):
+            with caplog.at_level("WARNING", logger="bubus.bridges"):
+                caplog.clear()
+                assert headers_from_json(bad) == {}
+            assert "unreadable message headers" in caplog.text and repr(bad) in caplog.text
+
+    async def test_a_failing_extract_is_logged_and_the_event_still_arrives(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        class Broken:
+            def inject(self, event: BaseEvent[Any]) -> Mapping[str, str]:
+                return {"traceparent": "x"}
+
+            def extract(self, event: BaseEvent[Any], headers: Mapping[str, str]) -> None:
+                raise RuntimeError("bad tracer")
+
+        left, right = MemoryTransport.pair()
+        arrived = anyio.Event()
+        with caplog.at_level("WARNING", logger="bubus.bridges"):
+            async with (
+                EventBridge(left, propagator=Broken()) as out,
+                EventBridge(right, propagator=Broken()) as into,
+            ):
+                into.on(TraceShip, lambda event: arrived.set())
+                await out.emit(TraceShip(order_id="o-3"))
+                with anyio.fail_after(5):
+                    await arrived.wait()
+        assert "propagator.extract failed" in caplog.text and "bad tracer" in caplog.text
