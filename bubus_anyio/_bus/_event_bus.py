@@ -350,18 +350,18 @@ class EventBus(ForwardingTarget):
 
     def add_handler(self, entry: EventHandler) -> EventHandler:
         """Register a prepared :class:`EventHandler` (used by :meth:`on` and by snapshot restore)."""
-        registry = self._registry
-        if registry.by_pattern.get(entry.event_pattern) and registry.has_name_clash(entry):
-            warnings.warn(  # before any change: a warning raised as an error registers nothing
-                f"{self.label}: another handler named {entry.handler_name!r} is already registered for "
-                f"{entry.event_pattern!r}",
-                UserWarning,
-                stacklevel=3,
-            )
-        registry.add(entry)
+        self._registry.add(entry, self._warn_name_clash)
         if self._hooks is not None:
             self._hooks.notify("on_bus_handlers_change", entry, True)
         return entry
+
+    def _warn_name_clash(self, entry: EventHandler) -> None:
+        warnings.warn(  # called before the registry changes: raised as an error, it registers nothing
+            f"{self.label}: another handler named {entry.handler_name!r} is already registered for "
+            f"{entry.event_pattern!r}",
+            UserWarning,
+            stacklevel=5,  # the caller of on() (on -> add_handler -> registry.add -> here)
+        )
 
     def off(self, pattern: EventPattern, handler: HandlerCallable | EventHandler | str | None = None) -> None:
         """Remove handlers from ``pattern``: the given callable, handler id or :class:`EventHandler`, or all

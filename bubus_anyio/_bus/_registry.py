@@ -35,23 +35,19 @@ class HandlerRegistry:
         #: how many entries forward to another bus (``bus.emit`` registered as a handler)
         self.forwarders = 0
 
-    def has_name_clash(self, entry: EventHandler) -> bool:
-        """Whether ``entry``'s pattern already has a handler of the same name (checked before :meth:`add`,
-        so that a warning turned into an error leaves nothing registered)."""
-        existing = self.by_pattern.get(entry.event_pattern)
-        return (
-            existing is not None
-            and len(existing) <= _NAME_CHECK_LIMIT
-            and any(h.handler_name == entry.handler_name for h in existing)
-        )
-
-    def add(self, entry: EventHandler) -> None:
-        """Register ``entry`` after the ones already there for its pattern."""
+    def add(self, entry: EventHandler, on_name_clash: Callable[[EventHandler], None]) -> None:
+        """Register ``entry`` after the ones already there for its pattern. If one of those has the same
+        name, ``on_name_clash(entry)`` runs first, before anything changes: when it raises (a warning
+        turned into an error), nothing is registered."""
         key = entry.event_pattern
         existing = self.by_pattern.get(key)
         if existing is None:
             self.by_pattern[key] = [entry]
         else:
+            if len(existing) <= _NAME_CHECK_LIMIT and any(
+                h.handler_name == entry.handler_name for h in existing
+            ):
+                on_name_clash(entry)
             existing.append(entry)
         self.by_id[entry.id] = entry
         # written out rather than a call to _invalidate: registration is on the one-off-handler path
