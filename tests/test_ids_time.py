@@ -8,16 +8,15 @@ import re
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
+from _interop import INTEROP
 
 from bubus_anyio import BaseEvent, EventBus, monotonic_datetime
 from bubus_anyio._events._ids import HANDLER_ID_NAMESPACE, handler_id, new_id, normalize_uuid
 from bubus_anyio._events._time import normalize_timestamp
 
-INTEROP = Path("/work/shared/interop")
 VECTOR_FILES = {
     "py": INTEROP / "py-2.3.2" / "vectors.json",
     "ts": INTEROP / "ts-2.3.2" / "vectors.json",

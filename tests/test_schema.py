@@ -9,19 +9,17 @@ import dataclasses
 import enum
 import itertools
 import json
-from pathlib import Path
 from typing import Annotated, Any, Literal, NewType, NotRequired, Optional, TypedDict, TypeVar, Union
 
 import attrs
 import pytest
+from _interop import INTEROP
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bubus_anyio._validation._schema import JSON_SCHEMA_DIALECT, type_to_json_schema
 from bubus_anyio._validation._schema_checks import compile_schema_check, find_schema_mismatch
 from bubus_anyio._validation._types import compile_check, find_mismatch
-
-INTEROP = Path("/work/shared/interop")
 
 
 def schema_of(tp: object) -> dict[str, Any]:

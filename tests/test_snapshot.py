@@ -9,11 +9,11 @@ from typing import Any
 
 import anyio
 import pytest
+from _interop import INTEROP
 
 from bubus_anyio import BaseEvent, EventBus, EventValidationError
 from bubus_anyio._events._definition import EVENT_TYPES
 
-INTEROP = Path("/work/shared/interop")
 SNAPSHOTS = [INTEROP / "py-2.3.2" / "bus_snapshot.json", INTEROP / "ts-2.3.2" / "bus_snapshot.json"]
 SNAPSHOT_TEXT = {path: path.read_text() for path in SNAPSHOTS if path.exists()}
 TS_OMITTED_HANDLER_KEYS = {"handler_timeout", "handler_slow_timeout"}

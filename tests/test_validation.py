@@ -11,7 +11,6 @@ import enum
 import json
 import typing
 from collections.abc import Iterator
-from pathlib import Path
 from typing import (
     Annotated,
     Any,
@@ -28,6 +27,7 @@ from typing import (
 import attrs
 import pytest
 import typing_extensions
+from _interop import INTEROP
 
 from bubus_anyio._validation._schema_checks import (
     compile_schema_check,
@@ -35,8 +35,6 @@ from bubus_anyio._validation._schema_checks import (
     find_schema_mismatch,
 )
 from bubus_anyio._validation._types import compile_check, describe_mismatch, find_mismatch, type_repr
-
-INTEROP = Path("/work/shared/interop")
 
 
 def accepts(tp: object, value: object) -> bool:

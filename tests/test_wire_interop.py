@@ -1,5 +1,5 @@
 """Wire compatibility with the real bubus 2.3.2 runtimes, against the fixtures they wrote
-(``/work/shared/interop``): we read everything they write, and we write what they write."""
+(``shared/interop``, beside the project): we read everything they write, and we write what they write."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from typing import Any, TypedDict
 import anyio
 import attrs
 import pytest
+from _interop import INTEROP
 
 from bubus_anyio import BaseEvent, EventBus, EventHandlerResultSchemaError, EventValidationError
 from bubus_anyio._events._definition import EVENT_TYPES
 from bubus_anyio._validation._schema_checks import compile_schema_check
 
-INTEROP = Path("/work/shared/interop")
 RUNTIMES = ("py-2.3.2", "ts-2.3.2")
 NOT_EVENTS = {"vectors.json", "bus_snapshot.json"}
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -8,11 +8,11 @@ import logging
 import re
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from _interop import INTEROP
 from peer import Collector, Ping
 
 from bubus_anyio import BaseEvent, EventBus
@@ -28,8 +28,6 @@ from bubus_anyio.bridges import (
 )
 
 pytestmark = pytest.mark.anyio
-
-INTEROP = Path("/work/shared/interop")
 
 
 class Greeting(BaseEvent[str]):

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import json
 import socket
-from pathlib import Path
 
 import anyio
 import httpx
 import pytest
+from _interop import INTEROP
 from peer import OTHER_BACKEND, Collector, Ping, Pong, spawn, until
 
 from bubus_anyio.bridges import BridgeConnectError, BridgeHTTPStatusError, BridgeSendError, HTTPEventBridge
 
 pytestmark = pytest.mark.anyio
 
-INTEROP_EVENT = json.loads(Path("/work/shared/interop/py-2.3.2/fresh_flat_object_result.json").read_text())
+INTEROP_EVENT = json.loads((INTEROP / "py-2.3.2/fresh_flat_object_result.json").read_text())
 
 
 def listening(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from _interop import INTEROP
 from peer import Collector, Ping, until
 
 from bubus_anyio.bridges import BridgeConnectError, JSONLEventBridge
@@ -20,7 +21,7 @@ FAST = 0.01
 UPSTREAM_LINES = {
     runtime: [
         json.dumps(json.loads(f.read_bytes()), separators=(",", ":")).encode() + b"\n"
-        for f in sorted(Path("/work/shared/interop", runtime).glob("fresh_*.json"))
+        for f in sorted((INTEROP / runtime).glob("fresh_*.json"))
     ]
     for runtime in ("py-2.3.2", "ts-2.3.2")
 }

@@ -9,7 +9,6 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,6 +16,7 @@ import anyio.to_thread
 import nats
 import pytest
 import servers
+from _interop import INTEROP
 from _live import (
     Counted,
     LivePing,
@@ -35,8 +35,6 @@ from bubus_anyio.bridges._asyncio_host import AsyncioHost
 from bubus_anyio.bridges._nats import stream_name_for
 
 pytestmark = pytest.mark.anyio
-
-INTEROP = Path("/work/shared/interop")
 
 
 class Raw:

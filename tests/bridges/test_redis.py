@@ -6,7 +6,6 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -14,6 +13,7 @@ import anyio.to_thread
 import coredis
 import pytest
 import servers
+from _interop import INTEROP
 from _live import (
     Counted,
     LivePing,
@@ -39,8 +39,6 @@ pytestmark = [
         ":pytest.PytestUnraisableExceptionWarning"
     ),
 ]
-
-INTEROP = Path("/work/shared/interop")
 
 
 @pytest.fixture(autouse=True)

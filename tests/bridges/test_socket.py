@@ -13,13 +13,14 @@ from pathlib import Path
 
 import anyio
 import pytest
+from _interop import INTEROP
 from peer import OTHER_BACKEND, Collector, Ping, Pong, spawn, until
 
 from bubus_anyio.bridges import BridgeConnectError, BridgeSendError, SocketEventBridge
 
 pytestmark = pytest.mark.anyio
 
-INTEROP_EVENT = json.loads(Path("/work/shared/interop/ts-2.3.2/fresh_str_result.json").read_text())
+INTEROP_EVENT = json.loads((INTEROP / "ts-2.3.2/fresh_str_result.json").read_text())
 
 
 @pytest.fixture

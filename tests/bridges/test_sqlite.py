@@ -11,6 +11,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from _interop import INTEROP
 from peer import Collector, Ping, until
 
 from bubus_anyio.bridges import SQLiteEventBridge
@@ -18,7 +19,7 @@ from bubus_anyio.bridges import SQLiteEventBridge
 pytestmark = pytest.mark.anyio
 
 FAST = 0.01
-INTEROP_EVENT = json.loads(Path("/work/shared/interop/py-2.3.2/fresh_int_result.json").read_text())
+INTEROP_EVENT = json.loads((INTEROP / "py-2.3.2/fresh_int_result.json").read_text())
 
 
 def query(path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
