@@ -152,6 +152,12 @@ class EventBridge:
         ``OtelTracingMiddleware.bridge_propagator()``); over a transport without headers it gets none
     """
 
+    @classmethod
+    def _default_name(cls) -> str:
+        """``{Class}_{8 hex chars}``, upstream's default bridge name (subclasses that need their name before
+        building their transport, to default a consumer group to it, call this too)."""
+        return f"{cls.__name__}_{uuid.uuid4().hex[:8]}"
+
     def __init__(
         self,
         transport: Transport,
@@ -165,7 +171,7 @@ class EventBridge:
             raise ValueError(f"inbound_buffer must be >= 1, got {inbound_buffer!r}")
         if dedupe_window < 0:
             raise ValueError(f"dedupe_window must be >= 0, got {dedupe_window!r}")
-        self.name = name if name is not None else f"{type(self).__name__}_{uuid.uuid4().hex[:8]}"
+        self.name = name if name is not None else self._default_name()
         self.transport = transport
         self.inbound_buffer = inbound_buffer
         self.dedupe_window = dedupe_window

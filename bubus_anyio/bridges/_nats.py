@@ -357,7 +357,7 @@ class NATSEventBridge(SessionBridge):
         propagator: TracePropagator | None = None,
         **options: Any,
     ) -> None:
-        name = name if name is not None else f"NATSEventBridge_{uuid.uuid4().hex[:8]}"
+        name = name if name is not None else self._default_name()
         options.setdefault("durable", name)
         self.nats = NATSTransport(server, subject, **options)
         super().__init__(

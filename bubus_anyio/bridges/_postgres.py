@@ -458,7 +458,7 @@ class PostgresEventBridge(SessionBridge):
         propagator: TracePropagator | None = None,
         **options: Any,
     ) -> None:
-        name = name if name is not None else f"PostgresEventBridge_{uuid.uuid4().hex[:8]}"
+        name = name if name is not None else self._default_name()
         options.setdefault("consumer", name)
         self.postgres = PostgresTransport(table_url, channel, **options)
         super().__init__(

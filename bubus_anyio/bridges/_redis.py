@@ -476,7 +476,7 @@ class RedisEventBridge(SessionBridge):
         propagator: TracePropagator | None = None,
         **options: Any,
     ) -> None:
-        name = name if name is not None else f"RedisEventBridge_{uuid.uuid4().hex[:8]}"
+        name = name if name is not None else self._default_name()
         options.setdefault("group", name)
         self.redis = RedisTransport(redis_url, channel, **options)
         super().__init__(
